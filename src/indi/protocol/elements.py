@@ -7,6 +7,7 @@ carry a PropertyType, so ``DefVector(PropertyType.NUMBER, ...)`` is a ``defNumbe
 from __future__ import annotations
 
 import binascii
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -210,7 +211,7 @@ def _number(text: str | None, what: str) -> float:
 
 def _enum(enum: type, text: str | None, what: str):
     try:
-        return enum(text.strip()) if text is not None else None
+        return enum(text.strip(_C_SPACE)) if text is not None else None
     except ValueError:
         choices = ", ".join(e.value for e in enum)
         raise ProtocolError(f"{what}: {text!r} is not one of {choices}") from None
@@ -223,9 +224,15 @@ def _required(el: ET.Element, attr: str) -> str:
     return value
 
 
+# libindi trims C isspace() characters around values, and nothing else.
+_C_SPACE = " \t\n\r\v\f"
+# XML parsers turn a raw CR in text into LF; libindi keeps it. Text between tags is escaped first.
+_TEXT_CR = re.compile(rb">[^<]*\r[^<]*<")
+
+
 def _member(el: ET.Element, ptype: PropertyType, definition: bool) -> Member:
     name = _required(el, "name")
-    text = (el.text or "").strip()
+    text = (el.text or "").strip(_C_SPACE)
     label = el.get("label")
     what = f"{el.tag} {name}"
     if ptype is PropertyType.TEXT:
@@ -262,6 +269,8 @@ def parse(source: Frame | bytes) -> Element:
     Raises ProtocolError for XML that is malformed or is not a valid INDI element.
     """
     raw = source.raw if isinstance(source, Frame) else source
+    if b"\r" in raw:
+        raw = _TEXT_CR.sub(lambda m: m.group(0).replace(b"\r", b"&#13;"), raw)
     try:
         root = ET.fromstring(raw)
     except ET.ParseError as exc:
@@ -295,7 +304,7 @@ def parse(source: Frame | bytes) -> Element:
     if tag == "getProperties":
         return GetProperties(root.get("version"), root.get("device"), root.get("name"))
     if tag == "enableBLOB":
-        return EnableBLOB(_enum(BLOBMode, (root.text or "").strip(), "enableBLOB"), root.get("device"),
+        return EnableBLOB(_enum(BLOBMode, (root.text or "").strip(_C_SPACE), "enableBLOB"), root.get("device"),
                           root.get("name"))
     if tag == "delProperty":
         return DelProperty(_required(root, "device"), root.get("name"), root.get("timestamp"),
@@ -311,8 +320,8 @@ def parse(source: Frame | bytes) -> Element:
 
 # ---------------------------------------------------------------------------------- serialisation
 
-_ATTR_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;",
-                               "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
+# Only the named entities: libindi does not decode numeric character references.
+_ATTR_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"})
 _TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
 
@@ -367,7 +376,7 @@ def serialize(element: Element) -> bytes:
                 ("device", element.device), ("name", element.name), ("label", element.label),
                 ("group", element.group), ("state", element.state),
                 ("perm", None if ptype is PropertyType.LIGHT else element.perm),
-                ("rule", element.rule if ptype is PropertyType.SWITCH else None),
+                ("rule", (element.rule or SwitchRule.ANY_OF_MANY) if ptype is PropertyType.SWITCH else None),
                 ("timeout", None if ptype is PropertyType.LIGHT else element.timeout),
                 ("timestamp", element.timestamp), ("message", element.message)]
         elif isinstance(element, SetVector):

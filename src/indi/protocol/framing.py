@@ -34,7 +34,15 @@ _TOP, _START, _BODY, _SKIP = range(4)
 
 
 class FramingError(ValueError):
-    """The stream is not a sequence of XML elements; the framer stays failed until reset()."""
+    """The stream is not a sequence of XML elements; the framer stays failed until reset().
+
+    ``frames`` holds the elements completed by the same feed before the error, which are valid
+    and should still be handled.
+    """
+
+    def __init__(self, message: str, frames: list[Frame] | None = None) -> None:
+        super().__init__(message)
+        self.frames: list[Frame] = frames or []
 
 
 def _entity(m: re.Match[str]) -> str:
@@ -64,8 +72,11 @@ def parse_attributes(start_tag: bytes | bytearray | memoryview, pos: int = 0, en
 class Frame:
     """One complete top-level element, with the bytes exactly as received.
 
-    ``attrs`` are the root element's attributes; ``body_start`` is where its content starts in
-    ``raw`` (equal to ``len(raw)`` for an empty element such as ``<getProperties .../>``).
+    ``raw`` is the element followed by one newline: the newline that followed it in the stream, or
+    one added, so that what is forwarded is always line-terminated as the reference server's output
+    is (line-reading drivers depend on it). ``attrs`` are the root element's attributes;
+    ``body_start`` is where its content starts in ``raw`` (the end of the element for an empty
+    one such as ``<getProperties .../>``).
     """
 
     __slots__ = ("raw", "tag", "attrs", "body_start")
@@ -87,7 +98,7 @@ class Frame:
     @property
     def text(self) -> str:
         """The character content of a simple element such as ``enableBLOB``, stripped and decoded."""
-        if self.body_start >= len(self.raw):
+        if self.raw[self.body_start - 2:self.body_start] == b"/>":
             return ""
         end = self.raw.rfind(b"</")
         return unescape(self.raw[self.body_start:end].decode("utf-8", "replace")).strip()
@@ -121,9 +132,10 @@ class Frame:
 class Framer:
     """Splits a stream into Frames: ``feed(data)`` returns the elements that data completed.
 
-    A framing error raises FramingError and leaves the framer failed (every later feed raises the
-    same error) until ``reset()``. ``junk_skipped`` counts bytes of stray top-level text, and
-    ``junk_sample`` keeps the start of the latest, so that the caller can log them.
+    A framing error raises FramingError (carrying the frames completed before it) and leaves the
+    framer failed (every later feed raises the same error) until ``reset()``. ``junk_skipped``
+    counts bytes of stray top-level text, and ``junk_sample`` keeps the start of the latest, so
+    that the caller can log them.
     """
 
     def __init__(self, max_element: int = DEFAULT_MAX_ELEMENT) -> None:
@@ -143,6 +155,7 @@ class Framer:
         self._attrs: dict[str, str] = {}
         self._body = 0
         self._failed: FramingError | None = None
+        self._junk = False      # inside stray text between elements
         self.junk_skipped = 0
         self.junk_sample = b""
 
@@ -163,24 +176,39 @@ class Framer:
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
         if self._failed is not None:
-            raise self._failed
+            raise FramingError(str(self._failed))
+        frames: list[Frame] = []
+        try:
+            self._feed(data, frames)
+        except FramingError as exc:
+            exc.frames = frames
+            raise
+        return frames
+
+    def _feed(self, data: bytes | bytearray | memoryview, frames: list[Frame]) -> None:
         buf = self._buf
         buf += data
-        frames: list[Frame] = []
         end = len(buf)
         state = self._state
         pos = self._scan
         while True:
             if state == _TOP:
-                pos = _SPACE.match(buf, pos).end()
-                if pos >= end:
-                    break
-                if buf[pos] != 0x3C:  # not '<': stray text, skipped as lilxml does
+                if self._junk:  # stray text, skipped as lilxml does, counted up to the next '<'
                     lt = buf.find(b"<", pos)
                     stop = end if lt < 0 else lt
                     self.junk_skipped += stop - pos
-                    self.junk_sample = bytes(buf[pos:min(stop, pos + 200)])
+                    if len(self.junk_sample) < 200:
+                        self.junk_sample += bytes(buf[pos:min(stop, pos + 200 - len(self.junk_sample))])
                     pos = stop
+                    if lt < 0:
+                        break
+                    self._junk = False
+                pos = _SPACE.match(buf, pos).end()
+                if pos >= end:
+                    break
+                if buf[pos] != 0x3C:  # not '<'
+                    self._junk = True
+                    self.junk_sample = b""
                     continue
                 self._elem = pos
                 m = _START_TAG.match(buf, pos)
@@ -188,6 +216,7 @@ class Framer:
                     pos, state = self._start_tag(m)
                     if state == _TOP:
                         frames.append(self._emit(pos))
+                        pos = self._elem
                     continue
                 if end - pos < 4:
                     break
@@ -236,6 +265,7 @@ class Framer:
                 pos, state = self._start_tag(m)
                 if state == _TOP:
                     frames.append(self._emit(pos))
+                    pos = self._elem
                 continue
 
             if state == _BODY:
@@ -263,6 +293,7 @@ class Framer:
                     break
                 self._close_at = -1
                 frames.append(self._emit(pos))
+                pos = self._elem
                 state = _TOP
                 continue
 
@@ -285,7 +316,6 @@ class Framer:
                 self._close_at -= keep_from
         self._elem = 0
         self._scan = pos
-        return frames
 
     def _start_tag(self, m: re.Match[bytes]) -> tuple[int, int]:
         """Record a complete start tag; returns where scanning resumes and the next state."""
@@ -299,7 +329,16 @@ class Framer:
         return m.end(), _BODY
 
     def _emit(self, end: int) -> Frame:
+        """The element from _elem to end as a Frame; _elem moves past it (and its newline)."""
         start = self._elem
-        frame = Frame(bytes(self._buf[start:end]), self._tag, self._attrs, self._body - start)
-        self._elem = end
-        return frame
+        buf = self._buf
+        if end - start > self.max_element:
+            raise self._fail(f"element <{self._tag}> larger than {self.max_element} bytes")
+        if end < len(buf) and buf[end] == 0x0A:
+            raw = bytes(buf[start:end + 1])
+            self._elem = end + 1
+        else:
+            with memoryview(buf) as view:
+                raw = b"".join((view[start:end], b"\n"))
+            self._elem = end
+        return Frame(raw, self._tag, self._attrs, self._body - start)

@@ -35,6 +35,8 @@ def format_sexagesimal(value: float, width: int, fracbase: int) -> str:
     """
     if fracbase not in (60, 600, 3600, 36000, 360000):
         raise NumberFormatError(f"unknown sexagesimal fraction base {fracbase}")
+    if not math.isfinite(value):
+        return _c_width("nan" if math.isnan(value) else ("-inf" if value < 0 else "inf"), width)
     negative = value < 0
     if negative:
         value = -value

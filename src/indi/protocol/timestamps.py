@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 __all__ = ["timestamp", "parse_timestamp", "is_timestamp"]
 
-_TIMESTAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?Z?\Z")
+_TIMESTAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?Z?\Z", re.ASCII)
 
 
 def timestamp(when: float | None = None, decimals: int = 0) -> str:
@@ -18,11 +18,11 @@ def timestamp(when: float | None = None, decimals: int = 0) -> str:
     """
     if when is None:
         when = time.time()
-    whole = int(when)
-    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-    if decimals > 0:
-        text += f"{when - whole:.{decimals}f}"[1:]
-    return text
+    if decimals <= 0:
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(when)))
+    scale = 10 ** decimals
+    whole, fraction = divmod(round(when * scale), scale)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{fraction:0{decimals}d}"
 
 
 def is_timestamp(text: str) -> bool:

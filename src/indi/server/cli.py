@@ -83,7 +83,7 @@ def parser() -> argparse.ArgumentParser:
                    help="memory limit in MB: a driver with more resident memory is restarted, a client "
                         "that falls this far behind is disconnected (default: no driver limit, 128 MB behind)")
     p.add_argument("-f", dest="logfile", metavar="FILE",
-                   help="write the log to FILE instead of the terminal (a FIFO there is used as --fifo)")
+                   help="write the log to FILE instead of standard output (a FIFO there is used as --fifo)")
     p.add_argument("-l", dest="driver_dirs", action="append", default=[], metavar="DIR",
                    help="look for drivers in DIR before PATH (repeatable)")
     p.add_argument("-d", dest="debug", action="store_true", help="turn DEBUG on in every driver")

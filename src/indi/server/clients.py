@@ -28,8 +28,12 @@ PROBE_INTERVAL = 5.0
 
 
 def check_well_formed(raw: bytes) -> None:
-    """Raise Misbehaving unless raw is one well-formed XML element (expat, in C)."""
-    parser = xml.parsers.expat.ParserCreate()
+    """Raise Misbehaving unless raw is one well-formed XML element (expat, in C).
+
+    Bytes are read as Latin-1, so any encoding passes (the reference server and libindi drivers
+    do not check encodings); the structure must be right.
+    """
+    parser = xml.parsers.expat.ParserCreate("ISO-8859-1")
     try:
         parser.Parse(raw, True)
     except xml.parsers.expat.ExpatError as exc:

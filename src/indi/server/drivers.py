@@ -288,6 +288,14 @@ class LocalDriver(Link):
     def on_failure(self, reason: str) -> None:
         if reason.startswith("malformed XML"):
             self.misbehaved(reason)
+        elif reason == "peer went away":
+            # Its stdin is closed: it is exiting. Deliver what it wrote, then see it go.
+            if self.log.v:
+                self.log(f"{self.label}: closed its input")
+            self._out.clear()
+            self.queued = 0
+            self.drain()
+            self._link_lost(signal.SIGTERM)
         else:
             self.kill(reason)
 

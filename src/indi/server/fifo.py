@@ -40,19 +40,15 @@ class FifoCommand:
 def parse_fifo_command(line: str) -> FifoCommand:
     """Parse one FIFO line; ValueError with a message for the log if it is not a command."""
     text = line.strip()
-    if "@" in text:
-        # Remote drivers: the rest of the line, quotes removed (as the reference does).
-        action, _, rest = text.partition(" ")
-        driver = rest.strip().replace('"', "")
-        if action not in ("start", "stop") or not driver:
-            raise ValueError(f"not a FIFO command: {line.strip()!r}")
-        return FifoCommand(action, driver)
     try:
         words = shlex.split(text)
     except ValueError as exc:
         raise ValueError(f"cannot read FIFO command {text!r}: {exc}") from None
     if len(words) < 2 or words[0] not in ("start", "stop"):
         raise ValueError(f"not a FIFO command (start|stop driver [-n name] ...): {text!r}")
+    if "@" in words[1]:
+        # A remote server: "Dev Name"@host:port reads as one word with the quotes removed.
+        return FifoCommand(words[0], " ".join(words[1:]))
     command = FifoCommand(words[0], words[1])
     rest = words[2:]
     while rest:

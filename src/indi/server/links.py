@@ -116,11 +116,11 @@ class Link:
     def feed(self, data: bytes | memoryview) -> None:
         """Frame data and handle each complete element."""
         framer = self.framer
+        error = None
         try:
             frames = framer.feed(data)
         except FramingError as exc:
-            self.on_failure(f"malformed XML: {exc}")
-            return
+            frames, error = exc.frames, exc  # the elements before the error are still delivered
         if framer.junk_skipped:
             if self.log.v:
                 self.log(f"{self.label}: ignored {framer.junk_skipped} bytes of text outside any element: "
@@ -131,6 +131,8 @@ class Link:
             if self.closed:
                 return
             self.on_frame(frame)
+        if error is not None and not self.closed:
+            self.on_failure(f"malformed XML: {error}")
 
     def drain(self) -> None:
         """Read whatever the peer wrote before going away, so that nothing it sent is lost."""

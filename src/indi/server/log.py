@@ -29,11 +29,12 @@ def describe_xml(raw: bytes, limit: int = 4096) -> str:
 
 
 class Log:
-    """Writes timestamped lines to a stream (stderr unless -f gives a file)."""
+    """Writes timestamped lines to a stream: standard output unless -f gives a file (the spec's
+    "-f path: log to a file instead of stdout"). Errors that stop the server go to stderr."""
 
     def __init__(self, verbosity: int = 0, stream: TextIO | None = None) -> None:
         self.verbosity = verbosity
-        self.stream = stream if stream is not None else sys.stderr
+        self.stream = stream if stream is not None else sys.stdout
         self._second = -1
         self._stamp = ""
 

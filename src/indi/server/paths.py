@@ -21,7 +21,7 @@ def find_driver(name: str, directories: list[str], prefix: str | None = None) ->
         where = []
     else:
         path_dirs = [d or "." for d in os.environ.get("PATH", os.defpath).split(os.pathsep)]
-        where = list(directories) + path_dirs
+        where = list(dict.fromkeys(list(directories) + path_dirs))
         candidates = [os.path.join(d, name) for d in where]
     for candidate in candidates:
         if os.path.isfile(candidate):
@@ -30,6 +30,5 @@ def find_driver(name: str, directories: list[str], prefix: str | None = None) ->
             return os.path.abspath(candidate)
     if not where:
         raise DriverNotFound(f"driver {name} not found: check the path")
-    shown = ", ".join(where[:6]) + (f" and {len(where) - 6} more" if len(where) > 6 else "")
-    return_hint = "add its directory with -l DIR" if not prefix else "check the prefix"
-    raise DriverNotFound(f"driver {name} not found in {shown}: check the name, install it, or {return_hint}")
+    hint = "add its directory with -l DIR" if not prefix else "check the prefix"
+    raise DriverNotFound(f"driver {name} not found in {', '.join(where)}: check the name, install it, or {hint}")
