@@ -18,6 +18,7 @@ def start_with_puppet(servers, relay, *extra):
     first = driver.next()
     assert first.tag == "getProperties" and first.attrs == {"version": "1.7"}
     driver.define_blob("fakedev1")
+    driver.ping()  # the server has routed the definition before any client connects
     return server, driver
 
 
