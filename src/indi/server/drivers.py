@@ -63,24 +63,40 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         pass
 
 
-def _log_driver_frame(link: Link, frame: Frame) -> None:
-    log = link.log
-    if log.vvv:
-        log(f"{link.label}: read {describe_xml(frame.raw)}")
-    else:
-        log(f"{link.label}: read <{frame.tag} device='{frame.attrs.get('device', '')}' "
-            f"name='{frame.attrs.get('name', '')}'>")
+class DriverLink(Link):
+    """What local drivers and remote servers share: the devices they own, their snoops, and
+    handing their messages to the server."""
+
+    remote_uid: str | None = None
+
+    def __init__(self, server: Server, label: str) -> None:
+        super().__init__(server, label)
+        self.devices: set[str] = set()
+        self.snoops = Snoops()
+
+    def on_frame(self, frame: Frame) -> None:
+        log = self.log
+        if log.vv:
+            if log.vvv:
+                log(f"{self.label}: read {describe_xml(frame.raw)}")
+            else:
+                log(f"{self.label}: read <{frame.tag} device='{frame.attrs.get('device', '')}' "
+                    f"name='{frame.attrs.get('name', '')}'>")
+        try:
+            self.server.driver_frame(self, frame)
+        except Misbehaving as exc:
+            self.misbehaved(str(exc))
+
+    def misbehaved(self, reason: str) -> None:
+        raise NotImplementedError
 
 
-class LocalDriver(Link):
+class LocalDriver(DriverLink):
     kind = "Driver"
 
     def __init__(self, server: Server, spec: DriverSpec) -> None:
         super().__init__(server, f"Driver {spec.name}")
         self.spec = spec
-        self.devices: set[str] = set()
-        self.snoops = Snoops()
-        self.remote_uid: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.pid: int | None = None
         self.restarts = 0
@@ -264,14 +280,6 @@ class LocalDriver(Link):
             self._errfd = -1
 
     # ---------------------------------------------------------------------------------- link
-    def on_frame(self, frame: Frame) -> None:
-        if self.log.vv:
-            _log_driver_frame(self, frame)
-        try:
-            self.server.driver_frame(self, frame)
-        except Misbehaving as exc:
-            self.misbehaved(str(exc))
-
     def misbehaved(self, reason: str) -> None:
         self.kill(f"{reason}: dropping it")
 
@@ -388,7 +396,7 @@ def parse_remote(spec: str) -> tuple[str, str, int]:
     return device.strip('"'), host, port
 
 
-class RemoteDriver(Link):
+class RemoteDriver(DriverLink):
     """Another INDI server whose devices this server makes available (device@host:port, -r)."""
 
     kind = "Remote"
@@ -399,9 +407,9 @@ class RemoteDriver(Link):
         self.spec = spec
         self.host, self.port = host, port
         self.fixed_device = device
-        self.devices: set[str] = {device} if device else set()
-        self.snoops = Snoops()
-        self.remote_uid: str | None = f"{host}:{port}"
+        if device:
+            self.devices.add(device)
+        self.remote_uid = f"{host}:{port}"
         self.state = "connecting"
         self.attempts = 0
         self.stopping = False
@@ -451,13 +459,8 @@ class RemoteDriver(Link):
     def _quoted(text: str) -> str:
         return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
 
-    def on_frame(self, frame: Frame) -> None:
-        if self.log.vv:
-            _log_driver_frame(self, frame)
-        try:
-            self.server.driver_frame(self, frame)
-        except Misbehaving as exc:
-            self._lost(f"{exc}")
+    def misbehaved(self, reason: str) -> None:
+        self._lost(reason)
 
     def on_eof(self) -> None:
         self._lost("closed the connection")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 from collections import deque
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from ..protocol import Frame, Framer, FramingError
@@ -162,7 +163,7 @@ class Link:
         self._dirty = False
         out = self._out
         while out and not self.closed:
-            batch = list(out) if len(out) <= IOV_MAX else [out[i] for i in range(IOV_MAX)]
+            batch = list(out) if len(out) <= IOV_MAX else list(islice(out, IOV_MAX))
             try:
                 written = os.writev(self.wfd, batch)
             except (BlockingIOError, InterruptedError):

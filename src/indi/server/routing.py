@@ -137,6 +137,13 @@ class DriverPeer(Protocol):
     def send(self, data: bytes) -> None: ...
 
 
+def _blob_mode(frame: Frame) -> BLOBMode:
+    mode = _BLOB_MODES.get(frame.text)
+    if mode is None:
+        raise Misbehaving(f"enableBLOB must be Never, Also or Only, not {frame.text!r}")
+    return mode
+
+
 def ping_reply(frame: Frame) -> bytes:
     """The pingReply to a pingRequest: same attributes, element renamed."""
     return f"<pingReply{xml_attributes(list(frame.attrs.items()))}/>\n".encode()
@@ -199,10 +206,7 @@ class Router:
             client.send(ping_reply(frame))
             return
         if tag == "enableBLOB":
-            mode = _BLOB_MODES.get(frame.text)
-            if mode is None:
-                raise Misbehaving(f"enableBLOB must be Never, Also or Only, not {frame.text!r}")
-            client.interest.enable_blob(device, name, mode)
+            client.interest.enable_blob(device, name, _blob_mode(frame))
         is_blob = tag == "setBLOBVector"
         if tag == "setBLOBVector" or tag == "newBLOBVector":
             check_blobs(frame, over_pipe=True)
@@ -256,10 +260,7 @@ class Router:
             self._to_owners(frame, device, tag, driver.label, snoop=True)
             return
         if tag == "enableBLOB":
-            mode = _BLOB_MODES.get(frame.text)
-            if mode is None:
-                raise Misbehaving(f"enableBLOB must be Never, Also or Only, not {frame.text!r}")
-            driver.snoops.enable_blob(device, name, mode)
+            driver.snoops.enable_blob(device, name, _blob_mode(frame))
             # A snooped device on another server only sends BLOBs if asked there.
             for owner in self.drivers:
                 if owner.remote_uid is not None and device in owner.devices and not owner.closed:
