@@ -23,6 +23,7 @@ import subprocess
 import sys
 import textwrap
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -63,6 +64,12 @@ def getprop(port: int, *queries: str, seconds: float = 3) -> list[str]:
     return result.stdout.splitlines()
 
 
+def getprop_all(*ports: int) -> list[list[str]]:
+    """indi_getprop '*.*.*' against independent servers at the same time (each waits the whole -t)."""
+    with ThreadPoolExecutor(len(ports)) as pool:
+        return list(pool.map(getprop, ports))
+
+
 def getprop_value(port: int, query: str) -> str | None:
     result = run(GETPROP, "-1", "-p", str(port), "-t", "5", query)
     return result.stdout.strip() if result.returncode == 0 else None
@@ -88,7 +95,7 @@ def wait_devices(port: int, *devices: str, timeout: float = WAIT) -> list[str]:
     """Poll indi_getprop until every device has defined its CONNECTION; returns the last listing.
 
     A device-less getProperties reaches every driver, so this also works before the server knows
-    which driver owns which device (indi_eval and exact queries are dropped until then)."""
+    which driver owns which device (the reference drops indi_eval's and exact queries until then)."""
     def listed():
         lines = getprop(port, "*.CONNECTION.*", seconds=1)
         return lines if all(any(line.startswith(f"{d}.CONNECTION.CONNECT=") for line in lines)
@@ -111,9 +118,11 @@ def assert_same_listing(expected: Counter, actual: Counter, what: str) -> None:
     assert not missing and not extra, f"{what}: missing {missing[:20]} extra {extra[:20]}"
 
 
-def mount_settled(*, dec: float = 90) -> str:
-    """The simulated mount's first position report after connecting: at the pole, pier east."""
-    return f'"{SCOPE}.EQUATORIAL_EOD_COORD.DEC"=={dec:g} && "{SCOPE}.TELESCOPE_PIER_SIDE.PIER_EAST"==1'
+def mount_settled() -> str:
+    """The simulated mount's first position report after connecting: at the pole, pier east.
+
+    Until then it reports RA 0, DEC 0, pier west, which a listing taken too early would show."""
+    return f'"{SCOPE}.EQUATORIAL_EOD_COORD.DEC"==90 && "{SCOPE}.TELESCOPE_PIER_SIDE.PIER_EAST"==1'
 
 
 def expose(port: int, seconds: float = 0.5) -> bytes:
@@ -153,7 +162,7 @@ def test_getprop_lists_the_same_properties_as_the_reference(servers, reference_r
     for server in (reference, ours):
         wait_devices(server.port, SCOPE, CAMERA)
 
-    expected, actual = getprop(reference.port), getprop(ours.port)
+    expected, actual = getprop_all(reference.port, ours.port)
     assert len(expected) > 100 and any(line.startswith(f"{CAMERA}.") for line in expected), expected
     assert f"{SCOPE}.CONNECTION.CONNECT=Off" in actual and f"{CAMERA}.CONNECTION.CONNECT=Off" in actual
     assert_same_listing(comparable(expected), comparable(actual), "disconnected, ours vs reference")
@@ -163,7 +172,7 @@ def test_getprop_lists_the_same_properties_as_the_reference(servers, reference_r
     for server in (reference, ours):
         wait_eval(server.port, connected(SCOPE, CAMERA) + " && " + mount_settled())
 
-    expected, actual = getprop(reference.port), getprop(ours.port)
+    expected, actual = getprop_all(reference.port, ours.port)
     assert len(expected) > 250 and f"{CAMERA}.CCD_EXPOSURE.CCD_EXPOSURE_VALUE=1" in expected, expected
     assert f"{SCOPE}.CONNECTION.CONNECT=On" in actual and f"{CAMERA}.CONNECTION.CONNECT=On" in actual
     assert_same_listing(comparable(expected), comparable(actual), "connected, ours vs reference")
@@ -299,6 +308,8 @@ def test_reference_chained_to_ours(servers, reference_required, tmp_path, form):
     reference = servers.reference(spec)
     wait_devices(reference.port, CAMERA)
 
+    # One after the other: definitions are broadcast, so across a chain each listing would see the
+    # definitions that the other one's request brought out too.
     through_reference, direct = getprop(reference.port), getprop(ours.port)
     assert len(direct) > 50, direct
     assert_same_listing(comparable(direct, CAMERA), comparable(through_reference), "reference chained to ours")
@@ -306,7 +317,7 @@ def test_reference_chained_to_ours(servers, reference_required, tmp_path, form):
     setprop(reference.port, f"{CAMERA}.CONNECTION.CONNECT=On", kind="-s")
     for server in (reference, ours):
         wait_eval(server.port, connected(CAMERA))
-    assert f"{CAMERA}.CCD_EXPOSURE.CCD_EXPOSURE_VALUE=1" in getprop(reference.port, f"{CAMERA}.*.*")
+    wait_eval(reference.port, f'"{CAMERA}.CCD_EXPOSURE.CCD_EXPOSURE_VALUE"==1')  # defined once connected
 
     setprop(reference.port, f"{CAMERA}.FITS_HEADER.FITS_OBSERVER=Ada Lovelace", kind="-x")
     for server in (reference, ours):
@@ -325,7 +336,7 @@ def test_ours_chained_to_reference(servers, reference_required, tmp_path, form):
     wait_devices(ours.port, SCOPE)
     wait_devices(reference.port, SCOPE)
 
-    direct, through_ours = getprop(reference.port), getprop(ours.port)
+    direct, through_ours = getprop(reference.port), getprop(ours.port)  # sequential: see above
     assert len(direct) > 40, direct
     assert_same_listing(comparable(direct), comparable(through_ours), "ours chained to the reference")
 
@@ -378,16 +389,25 @@ def test_ccd_snoops_the_telescope_across_the_chain(servers, reference_required, 
 @pytest.mark.parametrize("which", ["reference", "ours"])
 def test_untyped_setprop_is_never_lost(servers, reference_required, tmp_path, which):
     """indi_setprop without a type asks for the definitions, sends its new*Vector as soon as it has
-    seen the one it needs, and exits without reading the rest: its socket is reset while the
-    server is still writing definitions to it. The request it sent before that must still reach
-    the driver. Each of 100 settings is checked with indi_eval; the reference loses none."""
+    seen the one it needs, and exits without reading the rest, so its socket is reset while the
+    server may still be writing definitions to it. The request it sent before that must still
+    reach the driver. Each of 200 settings is checked with indi_eval; the reference loses none.
+
+    The loss is a race (measured here: 0-10% of settings through ours depending on load and
+    setup, ~4% in this one; none of more than 600 through the reference), so this test detects
+    it with high probability rather than certainty."""
     env = driver_env(tmp_path)
+    # Both simulators, connected: the camera's many definitions are still being written when
+    # indi_setprop has seen the telescope's TELESCOPE_INFO and left, which widens the window.
     # Ours at -vv logs every element it reads from a client: the diagnosis if a setting is lost.
-    server = servers.reference(TELESCOPE_DRIVER, env=env) if which == "reference" else \
-        servers.ours("-vv", "-n", TELESCOPE_DRIVER, env=env)
-    wait_devices(server.port, SCOPE)
+    server = servers.reference(TELESCOPE_DRIVER, CCD_DRIVER, env=env) if which == "reference" else \
+        servers.ours("-v", "-n", TELESCOPE_DRIVER, CCD_DRIVER, env=env)  # the harness gives one -v already
+    wait_devices(server.port, SCOPE, CAMERA)
+    setprop(server.port, f"{SCOPE}.CONNECTION.CONNECT=On", f"{CAMERA}.CONNECTION.CONNECT=On", kind="-s")
+    wait_eval(server.port, connected(SCOPE, CAMERA))
+    first_line = len(server.lines)
     lost, tried = [], 0
-    for value in range(300, 400):
+    for value in range(200, 400):
         tried += 1
         setprop(server.port, f"{SCOPE}.TELESCOPE_INFO.TELESCOPE_APERTURE={value}")
         result = run(EVAL, "-p", str(server.port), "-t", "10", "-w",
@@ -397,12 +417,13 @@ def test_untyped_setprop_is_never_lost(servers, reference_required, tmp_path, wh
             if len(lost) >= 3:
                 break
     if lost and which == "ours":
-        log = server.log_text()
-        read = len(re.findall(r"Client \d+: read <newNumberVector device='Telescope Simulator' "
-                              r"name='TELESCOPE_INFO'>", log))
-        gone = re.findall(r"(Client \d+): shut down complete", log)
-        unread = [c for c in gone if f"{c}: read <newNumberVector" not in log and f"{c}: read EOF" not in log]
-        pytest.fail(f"ours: indi_setprop of TELESCOPE_APERTURE={lost} never reached the driver (of {tried} tried); "
-                    f"the server logged reading {read} newNumberVector from clients, and closed {len(unread)} "
-                    f"clients after a failed write without reading what they had sent: {unread[:10]}")
+        reads: dict[str, list[str]] = {}
+        for client, what in re.findall(r"(Client \d+): (.*)", "\n".join(server.lines[first_line:])):
+            reads.setdefault(client, []).append(what)
+        # Only indi_setprop asks for all properties here (indi_eval asks for its device).
+        setprops = [c for c, lines in reads.items() if "read <getProperties device='' name=''>" in lines]
+        unread = [c for c in setprops if not any(line.startswith("read <newNumberVector") for line in reads[c])]
+        pytest.fail(f"ours: indi_setprop of TELESCOPE_APERTURE={lost} never reached the driver (of {tried} tried). "
+                    f"Of {len(setprops)} indi_setprop clients, {len(unread)} were closed without the server "
+                    f"reading the newNumberVector they sent: {[(c, reads[c]) for c in unread][:3]}")
     assert not lost, f"{which}: indi_setprop of TELESCOPE_APERTURE={lost} never reached the driver (of {tried})"

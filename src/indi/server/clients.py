@@ -92,6 +92,11 @@ class ClientLink(Link):
 
     def on_failure(self, reason: str) -> None:
         if reason == "peer went away":
+            # A client that sends a request and exits at once resets the connection; what it sent
+            # before is still readable, and must reach the driver (indi_setprop does this).
+            self._out.clear()
+            self.queued = 0
+            self.drain()
             self.close("shut down complete - bye!", problem=False)
         else:
             self.close(reason)
