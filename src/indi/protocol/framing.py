@@ -334,11 +334,11 @@ class Framer:
         buf = self._buf
         if end - start > self.max_element:
             raise self._fail(f"element <{self._tag}> larger than {self.max_element} bytes")
-        if end < len(buf) and buf[end] == 0x0A:
-            raw = bytes(buf[start:end + 1])
-            self._elem = end + 1
-        else:
-            with memoryview(buf) as view:
+        with memoryview(buf) as view:  # one copy, straight from the buffer
+            if end < len(buf) and buf[end] == 0x0A:
+                raw = bytes(view[start:end + 1])
+                self._elem = end + 1
+            else:
                 raw = b"".join((view[start:end], b"\n"))
-            self._elem = end
+                self._elem = end
         return Frame(raw, self._tag, self._attrs, self._body - start)
