@@ -32,6 +32,7 @@ __all__ = ["DriverSpec", "LocalDriver", "RemoteDriver", "parse_remote", "restart
 
 HEALTHY_RUN = 60.0          # seconds of running after which the restart count starts again
 STDERR_LINE_MAX = 1 << 20   # a longer stderr "line" is logged in pieces of this size
+EOF_GRACE = 1.0             # seconds a driver has to exit on end-of-file before SIGTERM
 TERM_GRACE = 2.0            # seconds between SIGTERM and SIGKILL
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 PIPE_SIZE = 1 << 20
@@ -220,10 +221,15 @@ class LocalDriver(DriverLink):
                     pass
 
     def terminate(self) -> None:
-        """SIGTERM now, SIGKILL if it is still there after TERM_GRACE seconds."""
-        self._signal(signal.SIGTERM)
+        """With its stdin closed, a driver normally exits (saving what it must); SIGTERM if it is
+        still there after EOF_GRACE seconds, SIGKILL after TERM_GRACE more."""
         if self._kill_timer is None and not self._reaped:
-            self._kill_timer = self.loop.call_later(TERM_GRACE, self._signal, signal.SIGKILL)
+            self._kill_timer = self.loop.call_later(EOF_GRACE, self._escalate, signal.SIGTERM)
+
+    def _escalate(self, sig: int) -> None:
+        self._signal(sig)
+        if sig == signal.SIGTERM and not self._reaped:
+            self._kill_timer = self.loop.call_later(TERM_GRACE, self._escalate, signal.SIGKILL)
 
     # ------------------------------------------------------------------------------- stderr
     def _on_stderr(self) -> None:
@@ -348,7 +354,7 @@ class LocalDriver(DriverLink):
         self._restart_timer = self.loop.call_later(delay, self.start)
 
     def stop(self) -> None:
-        """Stop for good (FIFO stop, server shutdown): EOF on its stdin, SIGTERM, then SIGKILL."""
+        """Stop for good (FIFO stop, server shutdown): EOF on its stdin, then SIGTERM, then SIGKILL."""
         self.stopping = True
         if self._restart_timer is not None:
             self._restart_timer.cancel()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from ..protocol import DEFAULT_MAX_ELEMENT, Frame, ProtocolError, SwitchState, is_timestamp, parse, timestamp
 from ..protocol.elements import xml_attributes
 from .clients import ClientLink
-from .drivers import TERM_GRACE, DriverSpec, LocalDriver, RemoteDriver
+from .drivers import EOF_GRACE, TERM_GRACE, DriverSpec, LocalDriver, RemoteDriver
 from .fifo import FifoReader, parse_fifo_command
 from .log import Log
 from .paths import DriverNotFound, find_driver
@@ -146,7 +146,7 @@ class Server:
             driver.stop()
         if self._local_alive():
             try:
-                await asyncio.wait_for(self._drivers_gone.wait(), TERM_GRACE + 3)
+                await asyncio.wait_for(self._drivers_gone.wait(), EOF_GRACE + TERM_GRACE + 3)
             except TimeoutError:
                 self.log("some drivers did not exit")
         for client in list(self.router.clients):
