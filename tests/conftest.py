@@ -9,7 +9,15 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from helpers import RELAY_DRIVER, RelayListener, ServerProcess, have_reference, start_ours, start_reference  # noqa: E402
+from helpers import (  # noqa: E402
+    RELAY_DRIVER,
+    RelayListener,
+    ServerProcess,
+    have_reference,
+    isolated_env,
+    start_ours,
+    start_reference,
+)
 
 
 @pytest.fixture
@@ -45,6 +53,14 @@ def relay(tmp_path):
     listener.driver = RELAY_DRIVER
     yield listener
     listener.close()
+
+
+@pytest.fixture
+def home_env(tmp_path):
+    """Environment with HOME in tmp_path: drivers' ~/.indi configurations stay in the test."""
+    home = tmp_path / "home"
+    home.mkdir()
+    return isolated_env(home)
 
 
 @pytest.fixture

@@ -23,8 +23,26 @@ from indi.protocol import Frame, Framer
 HERE = Path(__file__).resolve().parent
 RELAY_DRIVER = str(HERE / "relay_driver.py")
 REFERENCE_SERVER = "/usr/bin/indiserver"
-OUR_SERVER = shutil.which("indiserver", path=os.path.dirname(sys.executable)) or "indiserver"
+OUR_BIN = os.path.dirname(sys.executable)
+OUR_SERVER = shutil.which("indiserver", path=OUR_BIN) or "indiserver"
 TIMEOUT = 10.0
+
+
+def our_simulator(kind: str) -> str:
+    """The full path of our Python simulator indi_simulator_<kind> (never Debian's C++ one)."""
+    path = os.path.join(OUR_BIN, f"indi_simulator_{kind}")
+    assert os.access(path, os.X_OK), f"{path} is not installed (pip install -e .)"
+    return path
+
+
+def reference_simulator(kind: str) -> str:
+    return f"/usr/bin/indi_simulator_{kind}"
+
+
+def isolated_env(home: Path, **extra: str) -> dict[str, str]:
+    """An environment for servers and drivers with HOME in a temporary directory, so that driver
+    configurations (~/.indi) never touch the user's."""
+    return dict(os.environ, HOME=str(home), **extra)
 
 
 def have_reference() -> bool:
