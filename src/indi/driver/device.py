@@ -101,6 +101,7 @@ class Device:
     connection_modes: ClassVar[tuple[str, ...]] = ()   # "serial" and/or "tcp": adds the connection properties
     has_simulation: ClassVar[bool] = False               # offer SIMULATION
     polling_ms: ClassVar[float] = 1000
+    early_config: ClassVar[tuple[str, ...]] = ()         # saved properties applied before connecting
 
     _handlers: ClassVar[dict[str, str]] = {}
 
@@ -136,6 +137,11 @@ class Device:
         if connected:
             self._connected_only.add(vector.name)
         return vector
+
+    def remove(self, name: str) -> None:
+        """Withdraw a declared property (e.g. a standard one this device does not offer)."""
+        self.properties.pop(name, None)
+        self._connected_only.discard(name)
 
     def _standard_properties(self) -> None:
         exec_name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
@@ -195,6 +201,9 @@ class Device:
     async def poll(self) -> None:
         """Called every POLLING_PERIOD while connected, if a subclass overrides it."""
 
+    async def after_connect(self) -> None:
+        """Called once connected, after the saved configuration has been applied."""
+
     # ------------------------------------------------------------------------------- to clients
     def _write(self, element: Element) -> None:
         if self.driver is not None:
@@ -222,6 +231,8 @@ class Device:
         """Answer a getProperties: define what is visible now (everything, or just ``name``)."""
         if not self.defined:
             self._save_default_config()
+            if self.early_config:
+                self.start(self.load_config(silent=True, names=self.early_config), connected=False)
         for vector_name, vector in self.properties.items():
             if name and vector_name != name:
                 continue
@@ -271,9 +282,13 @@ class Device:
         try:
             checked = vector.check(values)
         except Rejected as exc:
-            vector.state = IDLE if isinstance(vector, SwitchVector) else ALERT
-            self.send_update(vector, f"Error: {exc}")
+            if exc.state is None:  # nothing to change (read-only): just say why
+                self.warning(str(exc))
+            else:
+                vector.state = exc.state
+                self.send_update(vector, f"Error: {exc}")
             return
+        vector.requested = values  # what the client sent, for handlers that care (switch rules)
         handler = self._handlers.get(vector.name)
         try:
             if handler is None:
@@ -316,6 +331,7 @@ class Device:
             await self.load_config(silent=True)
             if type(self).poll is not Device.poll:
                 self.every(lambda: self.polling.value("PERIOD_MS") / 1000.0, self.poll)
+            await self.after_connect()
         else:
             self._cancel(self._connected_tasks)
             try:
@@ -357,13 +373,18 @@ class Device:
                 out.append(NewVector(vector.type, self.name, vector.name, element.members))
         return out
 
-    def save_config(self, path: Path | None = None) -> bool:
+    def save_config(self, path: Path | None = None, names: tuple[str, ...] | None = None) -> bool:
+        """Write the saved properties; with ``names``, update just those in the existing file."""
+        vectors = self._config_vectors()
         try:
-            write_config(path or self.config_file, self._config_vectors())
+            if names is not None:
+                kept = [v for v in read_config(path or self.config_file) if v.name not in names]
+                vectors = kept + [v for v in vectors if v.name in names]
+            write_config(path or self.config_file, vectors)
         except ConfigError as exc:
             self.error(f"Error saving configuration: {exc}")
             return False
-        if path is None:
+        if path is None and names is None:
             self.info(f"Saving device configuration to {self.config_file}")
         return True
 
@@ -375,7 +396,8 @@ class Device:
             except ConfigError:
                 pass  # only CONFIG_DEFAULT needs it, and it says so if it is missing
 
-    async def load_config(self, default: bool = False, silent: bool = False) -> bool:
+    async def load_config(self, default: bool = False, silent: bool = False,
+                          names: tuple[str, ...] | None = None) -> bool:
         """Apply a saved configuration as if a client had sent it (after connecting, and CONFIG_LOAD)."""
         path = self.config_file
         if default:
@@ -391,7 +413,9 @@ class Device:
             return False
         for element in saved:
             vector = self.properties.get(element.name)
-            if element.device != self.name or vector is None or not vector.save:
+            if element.device != self.name or vector is None or not vector.save or element.type is not vector.type:
+                continue  # another device's, gone, not a setting, or of another type: libindi ignores it too
+            if names is not None and element.name not in names:
                 continue
             values = {m.name: m.value for m in element.members if m.name in vector}
             if values:
@@ -435,10 +459,15 @@ class Device:
         async def loop() -> None:
             while True:
                 await asyncio.sleep(seconds() if callable(seconds) else seconds)
-                result = func()
-                if inspect.isawaitable(result):
-                    await result
+                await self._guard(self._call(func))  # one failure must not end the timer
         return self.start(loop(), connected=connected)
+
+    @staticmethod
+    async def _call(func: Callable[[], Any]) -> Any:
+        result = func()
+        if inspect.isawaitable(result):
+            result = await result
+        return result
 
     def after(self, seconds: float, func: Callable[[], Any], *, connected: bool = True) -> asyncio.Task[Any]:
         """Call func (plain or async) once, after a delay."""
@@ -461,8 +490,13 @@ class Device:
     # -------------------------------------------------------------------------------- snooping
     def snoop(self, device: str, name: str | None, callback: SnoopCallback) -> None:
         """Receive another device's definitions and updates of property ``name`` (all if None):
-        callback(element) for each DefVector, SetVector or DelProperty."""
-        self._snoops.setdefault((device, name), []).append(callback)
+        callback(element) for each DefVector, SetVector or DelProperty. Calling it again with the
+        same callback only asks for the definitions again."""
+        if not device:
+            return
+        callbacks = self._snoops.setdefault((device, name), [])
+        if callback not in callbacks:
+            callbacks.append(callback)
         if self.driver is not None:
             pairs: list[tuple[str, object]] = [("version", "1.7"), ("device", device), ("name", name)]
             self.driver.write(f"<getProperties{xml_attributes(pairs)}/>\n".encode())

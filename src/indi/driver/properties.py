@@ -40,7 +40,15 @@ ON, OFF = SwitchState.ON, SwitchState.OFF
 
 
 class Rejected(ValueError):
-    """A client's new values cannot be applied; the message goes back to the client."""
+    """A client's new values cannot be applied; the message goes back to the client.
+
+    ``state`` is what libindi reports the property as: Idle for an unknown member or a broken
+    switch rule, Alert for a number out of range, None to leave it as it is (read-only).
+    """
+
+    def __init__(self, message: str, state: PropertyState | None = PropertyState.IDLE) -> None:
+        super().__init__(message)
+        self.state = state
 
 
 # ------------------------------------------------------------------------------------------ members
@@ -86,7 +94,7 @@ class Number(Member):
             raise Rejected(f"{self.label} ({self.name}): not a number")
         if self.min < self.max and not self.min <= value <= self.max:
             raise Rejected(f"Invalid range for {self.label} ({self.name}). Valid range is from "
-                           f"{self.min:g} to {self.max:g}. Requested value is {value:g}")
+                           f"{self.min:g} to {self.max:g}. Requested value is {value:g}", ALERT)
 
 
 class Switch(Member):
@@ -142,6 +150,7 @@ class Vector:
             self.members[member.name] = member
         self.save = save  # saved by CONFIG_SAVE, loaded on connect and by CONFIG_LOAD
         self.device: Device | None = None
+        self.requested: dict[str, Any] = {}  # the values of the client's latest request, as sent
 
     def __getitem__(self, name: str) -> Any:
         return self.members[name]
@@ -169,7 +178,7 @@ class Vector:
     def check(self, values: dict[str, Any]) -> dict[str, Any]:
         """Validate new values from a client; returns them as they would be applied. Raises Rejected."""
         if self.perm is Permission.RO:
-            raise Rejected(f"{self.label} ({self.name}) is read-only")
+            raise Rejected(f"Cannot set read-only property {self.label} ({self.name})", None)
         unknown = [name for name in values if name not in self.members]
         if unknown:
             raise Rejected(f"{', '.join(unknown)} {'is not a member' if len(unknown) == 1 else 'are not members'}"
@@ -228,7 +237,10 @@ class NumberVector(Vector):
         super().check(values)
         checked = {}
         for name, value in values.items():
-            value = float(value)
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise Rejected(f"{value!r} is not a number for {self.label} ({name})") from None
             self.members[name].check(value)
             checked[name] = value
         return checked
@@ -271,8 +283,9 @@ class SwitchVector(Vector):
         super().check(values)
         checked = {name: ON if value == ON or value is True else OFF for name, value in values.items()}
         result = {name: member.value for name, member in self.members.items()}
-        if self.rule is not SwitchRule.ANY_OF_MANY and any(v is ON for v in checked.values()):
-            # OneOfMany/AtMostOne: the member turned On wins, the others go Off (as libindi does).
+        if self.rule is SwitchRule.ONE_OF_MANY or (self.rule is SwitchRule.AT_MOST_ONE
+                                                   and any(v is ON for v in checked.values())):
+            # As libindi's IUUpdateSwitch: the others go Off, so OneOfMany needs one sent On.
             result = dict.fromkeys(result, OFF)
         result.update(checked)
         on = sum(1 for v in result.values() if v is ON)
@@ -301,12 +314,23 @@ class LightVector(Vector):
 
 
 class BLOBVector(Vector):
+    """BLOBs. New values from clients arrive as protocol BLOBMembers (bytes, format and size)."""
+
     type = PropertyType.BLOB
     member_class = BLOB
 
     def check(self, values: dict[str, Any]) -> dict[str, Any]:
         super().check(values)
         return values
+
+    def apply(self, values: dict[str, Any]) -> None:
+        for name, value in values.items():
+            member = self.members[name]
+            if isinstance(value, BLOBMember):
+                member.value, member.format = value.value or b"", value.format
+                member.size = value.size if value.size != len(member.value) else None
+            else:
+                member.value = value
 
     def _member_elements(self, definition: bool) -> list[ElementMember]:
         if definition:

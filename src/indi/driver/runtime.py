@@ -8,15 +8,20 @@ image) and followed by a pingRequest whose reply the device waits for.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import binascii
 import os
 import signal
+import socket
+import stat
 import sys
+import traceback
 from collections import deque
 from typing import Any
 
 from ..protocol import (
+    BLOBMember,
     DefVector,
     DelProperty,
     Frame,
@@ -99,7 +104,9 @@ class Driver:
         self._framer = Framer()
         self._pings: dict[str, asyncio.Future[None]] = {}
         self._ping_count = 0
-        self._queue: asyncio.Queue[Frame | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[Frame, list[bytes]]] = asyncio.Queue()
+        self._socket: socket.socket | None = None   # stdin, when the server gave us a socket
+        self._fds: deque[int] = deque()             # buffers passed with SCM_RIGHTS, in order
         self._output: _Output | None = None
         self._done: asyncio.Event | None = None
 
@@ -133,13 +140,15 @@ class Driver:
         self.write(f"<setBLOBVector{attributes}>\n".encode())
         for member in vector:
             data = member.value or b""
-            encoded = binascii.b2a_base64(data, newline=False)
+            # In 72-character lines, as libindi writes them: libindi readers drop a line of 48 KiB
+            # or more, and Debian's indiserver decodes BLOBs only in lines of this length.
+            encoded = _base64_lines(data)
             size = member.size if member.size is not None else len(data)
             attributes = xml_attributes([("name", member.name), ("size", size), ("format", member.format),
-                                         ("enclen", len(encoded))])
+                                         ("enclen", (len(data) + 2) // 3 * 4)])
             self.write(f"  <oneBLOB{attributes}>\n".encode())
             self.write(encoded)
-            self.write(b"\n  </oneBLOB>\n")
+            self.write(b"  </oneBLOB>\n")
         self.write(b"</setBLOBVector>\n")
 
     async def ping(self, timeout: float = 60.0) -> bool:
@@ -158,9 +167,38 @@ class Driver:
             self._pings.pop(uid, None)
 
     # --------------------------------------------------------------------------------- input
+    def _read(self) -> bytes:
+        if self._socket is None:
+            return os.read(self.stdin, READ_SIZE)
+        # The reference server hands BLOBs to drivers on its socketpair as attached buffers
+        # (<oneBLOB attached="true"/> plus a memfd passed with SCM_RIGHTS), not as base64.
+        data, ancillary, _, _ = self._socket.recvmsg(READ_SIZE, socket.CMSG_SPACE(64 * 4))
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                self._fds.extend(array.array("i", payload[:len(payload) - len(payload) % 4]))
+        return data
+
+    def _attachments(self, frame: Frame) -> list[bytes]:
+        """The contents of a BLOB vector's attached buffers, taken in order from those received."""
+        if not frame.tag.endswith("BLOBVector") or b"attached" not in frame.raw:
+            return []
+        contents = []
+        for blob in frame.child_start_tags(b"oneBLOB"):
+            if blob.get("attached", "").lower() != "true" or not self._fds:
+                continue
+            fd = self._fds.popleft()
+            try:
+                size = int(blob.get("size", "0"))
+                contents.append(os.pread(fd, size, 0) if size > 0 else b"")
+            except (OSError, ValueError):
+                contents.append(b"")
+            finally:
+                os.close(fd)
+        return contents
+
     def _on_stdin(self) -> None:
         try:
-            data = os.read(self.stdin, READ_SIZE)
+            data = self._read()
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -180,23 +218,28 @@ class Driver:
                 if future is not None and not future.done():
                     future.set_result(None)
             else:
-                self._queue.put_nowait(frame)
+                self._queue.put_nowait((frame, self._attachments(frame)))
 
     def _stop(self, why: str) -> None:
         if self._done is not None and not self._done.is_set():
+            self._done.set()  # first: printing to a server that is gone can fail
             if why == "EOF":
-                print(f"{os.path.basename(sys.argv[0])}: EOF", file=sys.stderr)
-            self._done.set()
+                try:
+                    print(f"{os.path.basename(sys.argv[0])}: EOF", file=sys.stderr)
+                except (OSError, ValueError):
+                    pass
 
     async def _dispatch_forever(self) -> None:
         while True:
-            frame = await self._queue.get()
+            frame, attachments = await self._queue.get()
             try:
-                await self.dispatch(frame)
+                await self.dispatch(frame, attachments)
             except ProtocolError as exc:
                 print(f"{os.path.basename(sys.argv[0])}: ignored {frame.tag}: {exc}", file=sys.stderr)
+            except Exception:  # a bug handling one message must not stop the driver answering
+                traceback.print_exc()
 
-    async def dispatch(self, frame: Frame) -> None:
+    async def dispatch(self, frame: Frame, attachments: list[bytes] | None = None) -> None:
         tag = frame.tag
         if tag == "getProperties":
             device, name = frame.attrs.get("device"), frame.attrs.get("name")
@@ -207,6 +250,7 @@ class Driver:
         if tag.startswith("new"):
             element = parse(frame)
             assert isinstance(element, NewVector)
+            _fill_attachments(element, attachments)
             target = self.device(element.device)
             vector = target.properties.get(element.name) if target else None
             if target is None or vector is None or vector.name not in target.defined:
@@ -226,6 +270,7 @@ class Driver:
             if interested:
                 element = parse(frame)
                 assert isinstance(element, (DefVector, SetVector, DelProperty))
+                _fill_attachments(element, attachments)
                 for target in interested:
                     target.snooped(element)
 
@@ -236,6 +281,8 @@ class Driver:
         self._output = _Output(loop, self.stdout, lambda: self._stop("stdout closed"))
         self._make_devices()
         os.set_blocking(self.stdin, False)
+        if stat.S_ISSOCK(os.fstat(self.stdin).st_mode):
+            self._socket = socket.socket(fileno=os.dup(self.stdin))
         loop.add_reader(self.stdin, self._on_stdin)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop, sig.name)
@@ -254,6 +301,22 @@ class Driver:
                 device.shutdown()
             self._output.flush()
         return 0
+
+
+def _base64_lines(data: bytes) -> bytes:
+    """Base64 in lines of 72 characters (54 bytes each), each ending with a newline."""
+    encoded = binascii.b2a_base64(data, newline=False)
+    return b"".join(encoded[i:i + 72] + b"\n" for i in range(0, len(encoded), 72))
+
+
+def _fill_attachments(element: object, attachments: list[bytes] | None) -> None:
+    """Put attached buffers' contents into the BLOB members that were sent as attached."""
+    if not attachments:
+        return
+    contents = iter(attachments)
+    for member in getattr(element, "members", []):
+        if isinstance(member, BLOBMember) and not member.value:
+            member.value = next(contents, b"")
 
 
 def run(*devices: type[Device] | Device) -> None:
