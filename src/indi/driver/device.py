@@ -147,7 +147,9 @@ class Device:
         exec_name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
         self.connection = self.add(SwitchVector("CONNECTION", "Connection", "Main Control", members=[
             Switch("CONNECT", "Connect"), Switch("DISCONNECT", "Disconnect", ON)]))
-        self.driver_info = self.add(TextVector("DRIVER_INFO", "Driver Info", "Connection", Permission.RO, members=[
+        # libindi shows driver information with the connection settings, or alone without any.
+        info_group = "Connection" if self.connection_modes else "General Info"
+        self.driver_info = self.add(TextVector("DRIVER_INFO", "Driver Info", info_group, Permission.RO, members=[
             Text("DRIVER_NAME", "Name", self.default_name), Text("DRIVER_EXEC", "Exec", exec_name),
             Text("DRIVER_VERSION", "Version", self.version),
             Text("DRIVER_INTERFACE", "Interface", str(int(self.interface)))]))
@@ -189,11 +191,16 @@ class Device:
     async def disconnect(self) -> None:
         """Release the hardware."""
 
+    def visible(self, name: str) -> bool:
+        """Whether a connected-only property is offered now (e.g. only while an option is on)."""
+        return True
+
     def update_properties(self) -> None:
-        """Called after connecting and disconnecting: defines or deletes the connected-only properties."""
+        """Called after connecting and disconnecting, and when visible() changes: defines or
+        deletes the connected-only properties."""
         for name, vector in self.properties.items():
             if name in self._connected_only:
-                if self.connected:
+                if self.connected and self.visible(name):
                     self.define(vector)
                 else:
                     self.delete(vector)
@@ -230,13 +237,13 @@ class Device:
     def get_properties(self, name: str | None = None) -> None:
         """Answer a getProperties: define what is visible now (everything, or just ``name``)."""
         if not self.defined:
-            self._save_default_config()
+            self.save_default_config()
             if self.early_config:
                 self.start(self.load_config(silent=True, names=self.early_config), connected=False)
         for vector_name, vector in self.properties.items():
             if name and vector_name != name:
                 continue
-            if vector_name not in self._connected_only or self.connected:
+            if vector_name not in self._connected_only or (self.connected and self.visible(vector_name)):
                 self.define(vector)
 
     async def send_blob(self, vector: BLOBVector, message: str | None = None, state: Any = OK,
@@ -388,7 +395,8 @@ class Device:
             self.info(f"Saving device configuration to {self.config_file}")
         return True
 
-    def _save_default_config(self) -> None:
+    def save_default_config(self) -> None:
+        """Keep the values the device starts with as <config>.default, for CONFIG_DEFAULT (once)."""
         default = self.config_file.with_name(self.config_file.name + ".default")
         if not default.exists():
             try:

@@ -18,6 +18,7 @@ import stat
 import sys
 import traceback
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 from ..protocol import (
@@ -140,14 +141,12 @@ class Driver:
         self.write(f"<setBLOBVector{attributes}>\n".encode())
         for member in vector:
             data = member.value or b""
-            # In 72-character lines, as libindi writes them: libindi readers drop a line of 48 KiB
-            # or more, and Debian's indiserver decodes BLOBs only in lines of this length.
-            encoded = _base64_lines(data)
             size = member.size if member.size is not None else len(data)
             attributes = xml_attributes([("name", member.name), ("size", size), ("format", member.format),
                                          ("enclen", (len(data) + 2) // 3 * 4)])
             self.write(f"  <oneBLOB{attributes}>\n".encode())
-            self.write(encoded)
+            for block in _base64_lines(data):
+                self.write(block)
             self.write(b"  </oneBLOB>\n")
         self.write(b"</setBLOBVector>\n")
 
@@ -303,10 +302,15 @@ class Driver:
         return 0
 
 
-def _base64_lines(data: bytes) -> bytes:
-    """Base64 in lines of 72 characters (54 bytes each), each ending with a newline."""
-    encoded = binascii.b2a_base64(data, newline=False)
-    return b"".join(encoded[i:i + 72] + b"\n" for i in range(0, len(encoded), 72))
+def _base64_lines(data: bytes, lines_per_block: int = 1024) -> Iterator[bytes]:
+    """Base64 in lines of 72 characters, as libindi writes it (its readers drop a line of 48 KiB or
+    more, and Debian's indiserver loses BLOBs in longer lines), a block at a time: the encoded
+    image is never held twice."""
+    view = memoryview(data)
+    step = 54 * lines_per_block
+    for start in range(0, len(view), step):
+        chunk = view[start:start + step]
+        yield b"".join(binascii.b2a_base64(chunk[i:i + 54]) for i in range(0, len(chunk), 54))
 
 
 def _fill_attachments(element: object, attachments: list[bytes] | None) -> None:

@@ -36,11 +36,9 @@ class GPSSimulator(Device):
     interface = Interface.GPS
 
     def init_properties(self) -> None:
-        # libindi's GPS simulator offers neither DEBUG nor POLLING_PERIOD, and keeps its driver
-        # information under "General Info".
+        # libindi's GPS simulator offers neither DEBUG nor POLLING_PERIOD.
         for name in ("DEBUG", "POLLING_PERIOD"):
-            del self.properties[name]
-        self.driver_info.group = "General Info"
+            self.remove(name)
 
         add = lambda vector: self.add(vector, connected=True)  # noqa: E731
         self.location = add(NumberVector("GEOGRAPHIC_COORD", "Location", perm="ro", members=[

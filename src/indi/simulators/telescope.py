@@ -47,8 +47,8 @@ from ..driver import (
     handles,
     run,
 )
-from ..driver.config import ConfigError, read_config, write_config
-from ..protocol import DefVector, NewVector, SetVector, format_sexagesimal
+from ..driver.config import ConfigError, read_config
+from ..protocol import DefVector, SetVector, format_sexagesimal
 from . import astro
 
 SIDEREAL = 15.04106717867020393          # arcseconds per second, libindi's TRACKRATE_SIDEREAL
@@ -390,7 +390,7 @@ class TelescopeSimulator(Device):
         if not self._early_loaded:
             # The reference applies these saved settings as soon as it is asked, not only on connect.
             self._early_loaded = True
-            self._save_default_config()
+            self.save_default_config()
             self._load_early_config()
         super().get_properties(name)
 
@@ -770,16 +770,7 @@ class TelescopeSimulator(Device):
 
     def save_property(self, vector: Any) -> None:
         """Save one property into the configuration file, keeping the rest of it."""
-        try:
-            saved = [element for element in read_config(self.config_file) if element.name != vector.name]
-            if not saved:
-                self.save_config(self.config_file)
-                return
-            element = vector.update_element()
-            saved.append(NewVector(vector.type, self.name, vector.name, element.members))
-            write_config(self.config_file, saved)
-        except ConfigError as exc:
-            self.error(f"Error saving configuration: {exc}")
+        self.save_config(names=(vector.name,))
 
     @handles("TIME_UTC")
     def _on_time(self, vector: TextVector, values: dict) -> None:

@@ -63,10 +63,8 @@ class WeatherSimulator(Device):
     interface = Interface.WEATHER
 
     def init_properties(self) -> None:
-        # libindi's weather simulator has no POLLING_PERIOD, and keeps its driver information
-        # under "General Info".
-        del self.properties["POLLING_PERIOD"]
-        self.driver_info.group = "General Info"
+        # libindi's weather simulator has no POLLING_PERIOD.
+        self.remove("POLLING_PERIOD")
 
         add = lambda vector: self.add(vector, connected=True)  # noqa: E731
         self.update_period = add(NumberVector("WEATHER_UPDATE", "Update", members=[
