@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
+from ..iobuffers import write_queue
 from ..protocol import (
     BLOBMember,
     DefVector,
@@ -68,25 +69,14 @@ class _Output:
     def flush(self) -> None:
         self.scheduled = False
         queue = self.queue
-        while queue and not self.closed:
-            batch = list(queue)[:1024]
+        if queue and not self.closed:
             try:
-                written = os.writev(self.fd, batch)
-            except (BlockingIOError, InterruptedError):
-                break
+                write_queue(self.fd, queue)
             except OSError:
                 self.closed = True
                 queue.clear()
                 self.on_closed()
                 return
-            while written:
-                head = queue[0]
-                if len(head) <= written:
-                    written -= len(head)
-                    queue.popleft()
-                else:
-                    queue[0] = memoryview(head)[written:]
-                    written = 0
         if queue and not self.waiting:
             self.loop.add_writer(self.fd, self.flush)
             self.waiting = True

@@ -12,9 +12,9 @@ from __future__ import annotations
 import errno
 import os
 from collections import deque
-from itertools import islice
 from typing import TYPE_CHECKING
 
+from ..iobuffers import write_queue
 from ..protocol import Frame, Framer, FramingError
 
 if TYPE_CHECKING:
@@ -23,10 +23,6 @@ if TYPE_CHECKING:
 __all__ = ["Link"]
 
 READ_SIZE = 1 << 20
-try:
-    IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024)
-except (ValueError, OSError, AttributeError):
-    IOV_MAX = 16
 
 # One read buffer for the whole server: the loop runs one read at a time and the framer copies
 # what it keeps, so a thousand idle clients cost no read memory.
@@ -162,29 +158,14 @@ class Link:
         """Write as much of the queue as the descriptor takes, then wait for it to be writable."""
         self._dirty = False
         out = self._out
-        while out and not self.closed:
-            batch = list(out) if len(out) <= IOV_MAX else list(islice(out, IOV_MAX))
+        if out and not self.closed:
             try:
-                written = os.writev(self.wfd, batch)
-            except (BlockingIOError, InterruptedError):
-                written = 0
+                written = write_queue(self.wfd, out)
             except OSError as exc:
                 self.on_failure("peer went away" if exc.errno in _GONE else f"write error: {exc.strerror}")
                 return
             self.bytes_out += written
             self.queued -= written
-            popped = 0
-            while written:
-                head = out[0]
-                if len(head) <= written:
-                    written -= len(head)
-                    out.popleft()
-                    popped += 1
-                else:
-                    out[0] = memoryview(head)[written:]
-                    written = 0
-            if popped < len(batch):
-                break  # the descriptor is full
         if self.closed:
             return
         if out and not self._writer_on:
