@@ -102,6 +102,8 @@ def parser() -> argparse.ArgumentParser:
                    help="drop video stream frames for a client this far behind (default 5, 0 disables)")
     p.add_argument("--max-element", type=_positive_mb, metavar="MB",
                    help=f"largest XML element accepted, BLOBs included (default {DEFAULT_MAX_ELEMENT // MB})")
+    p.add_argument("--status", metavar="PATH",
+                   help="answer on this local socket with the server's status as JSON (used by indi-web)")
     p.add_argument("--version", action="version", version=f"indiserver {__version__} (INDI protocol 1.7)")
     p.add_argument("drivers", nargs="*", metavar="driver", help=argparse.SUPPRESS)
     return p
@@ -152,6 +154,7 @@ def build_config(argv: list[str]) -> tuple[ServerConfig, Log]:
     if args.max_restarts is not None:
         config.max_restarts = args.max_restarts
     config.unix_socket = args.unix_socket
+    config.status_socket = args.status
     for directory in args.driver_dirs:
         if not os.path.isdir(directory):
             raise UserError(f"driver directory {directory} (-l) does not exist: give an existing directory")

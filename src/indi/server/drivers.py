@@ -102,6 +102,7 @@ class LocalDriver(DriverLink):
         self.pid: int | None = None
         self.restarts = 0
         self.started_at = 0.0
+        self.started_wall: float | None = None
         self.state = "starting"
         self.last_exit = ""
         self.stopping = False       # stopped on purpose: no restart
@@ -155,6 +156,7 @@ class LocalDriver(DriverLink):
         self.proc, self.pid = proc, proc.pid
         self._reaped = False
         self.started_at = time.monotonic()
+        self.started_wall = time.time()
         self.state = "running"
         self.devices.clear()
         self.snoops.clear()
@@ -377,9 +379,10 @@ class LocalDriver(DriverLink):
             return None
 
     def status(self) -> dict[str, object]:
-        return {"name": self.spec.name, "path": self.spec.path, "state": self.state, "pid": self.pid,
-                "restarts": self.restarts, "devices": sorted(self.devices), "last_exit": self.last_exit,
-                "queued": self.queued, "bytes_in": self.bytes_in, "bytes_out": self.bytes_out}
+        return {"kind": "local", "name": self.spec.name, "path": self.spec.path, "device_name": self.spec.env_dev,
+                "state": self.state, "pid": self.pid, "started": self.started_wall, "restarts": self.restarts,
+                "devices": sorted(self.devices), "last_exit": self.last_exit, "queued": self.queued,
+                "bytes_in": self.bytes_in, "bytes_out": self.bytes_out}
 
 
 def parse_remote(spec: str) -> tuple[str, str, int]:
@@ -503,6 +506,6 @@ class RemoteDriver(DriverLink):
         self.server.driver_removed(self)
 
     def status(self) -> dict[str, object]:
-        return {"name": self.spec, "path": None, "state": self.state, "pid": None, "restarts": 0,
-                "devices": sorted(self.devices), "last_exit": "", "queued": self.queued,
-                "bytes_in": self.bytes_in, "bytes_out": self.bytes_out}
+        return {"kind": "remote", "name": self.spec, "path": None, "device_name": self.fixed_device or None,
+                "state": self.state, "pid": None, "started": None, "restarts": 0, "devices": sorted(self.devices),
+                "last_exit": "", "queued": self.queued, "bytes_in": self.bytes_in, "bytes_out": self.bytes_out}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+from collections import deque
 from typing import TextIO
 
 __all__ = ["Log", "describe_xml"]
@@ -37,6 +38,7 @@ class Log:
         self.stream = stream if stream is not None else sys.stdout
         self._second = -1
         self._stamp = ""
+        self.tail: deque[str] = deque(maxlen=200)  # the latest lines, for status reports
 
     @property
     def v(self) -> bool:
@@ -55,8 +57,10 @@ class Log:
         if now != self._second:
             self._second = now
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+        line = f"{self._stamp}: {message}"
+        self.tail.append(line)
         try:
-            self.stream.write(f"{self._stamp}: {message}\n")
+            self.stream.write(line + "\n")
             self.stream.flush()
         except (OSError, ValueError):
             pass  # a closed or full log must never take the server down

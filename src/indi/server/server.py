@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import os
 import signal
 import socket
+import stat
 import sys
+import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from ..protocol import DEFAULT_MAX_ELEMENT, Frame, ProtocolError, SwitchState, is_timestamp, parse, timestamp
@@ -59,6 +63,7 @@ class ServerConfig:
     autoconnect: bool = True
     driver_dirs: list[str] = field(default_factory=list)
     max_element: int = DEFAULT_MAX_ELEMENT
+    status_socket: str | None = None        # a unix socket that answers with the status as JSON
 
 
 def _port_error(port: int, exc: OSError) -> str:
@@ -93,6 +98,10 @@ class Server:
         self._memory_timer: asyncio.TimerHandle | None = None
         self._drivers_gone: asyncio.Event | None = None
         self._auto = config.autoconnect or config.debug or config.simulation
+        self.started_at = time.time()
+        self.retired: deque = deque(maxlen=50)   # drivers that stopped or gave up, for status
+        self._status_sock: socket.socket | None = None
+        self._status_tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------------------- running
     async def run(self) -> int:
@@ -113,6 +122,8 @@ class Server:
             self.loop.add_signal_handler(sig, self.request_stop, sig.name)
         if not hasattr(os, "pidfd_open"):
             self.loop.add_signal_handler(signal.SIGCHLD, self._reap_children)
+        if self.config.status_socket:
+            self._listen_status(self.config.status_socket)
         for spec in self.config.drivers:
             self.add_local(spec)
         for remote in self.config.remotes:
@@ -140,6 +151,13 @@ class Server:
         self._listeners.clear()
         if self.fifo is not None:
             self.fifo.close()
+        if self._status_sock is not None:
+            self.loop.remove_reader(self._status_sock.fileno())
+            self._status_sock.close()
+            try:
+                os.unlink(self.config.status_socket)
+            except OSError:
+                pass
         if self._memory_timer is not None:
             self._memory_timer.cancel()
         for driver in list(self.router.drivers):
@@ -272,6 +290,7 @@ class Server:
 
     def driver_removed(self, driver) -> None:
         self.router.drivers = [d for d in self.router.drivers if d is not driver]
+        self.retired.append(driver.status())
         if not self._local_alive() and self._drivers_gone is not None:
             self._drivers_gone.set()
         if not self.router.drivers and self.fifo is None and not self._shutting_down:
@@ -387,6 +406,44 @@ class Server:
 
     # -------------------------------------------------------------------------------- status
     def status(self) -> dict[str, object]:
-        return {"port": self.port,
+        """What runs, for monitoring (indi-web): drivers with their true state, clients, log tail."""
+        return {"pid": os.getpid(), "port": self.port, "started": self.started_at,
                 "drivers": [d.status() for d in self.router.drivers],
-                "clients": [c.status() for c in self.router.clients if not c.closed]}
+                "stopped_drivers": list(self.retired),
+                "clients": [c.status() for c in self.router.clients if not c.closed],
+                "log": list(self.log.tail)}
+
+    def _listen_status(self, path: str) -> None:
+        if os.path.exists(path):
+            if not stat.S_ISSOCK(os.stat(path).st_mode):
+                raise UserError(f"--status {path} exists and is not a socket: choose another path")
+            os.unlink(path)  # left over from a server that did not exit cleanly
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(path)
+            sock.listen(16)
+        except OSError as exc:
+            sock.close()
+            raise UserError(f"cannot create status socket {path}: {exc.strerror}") from None
+        sock.setblocking(False)
+        self._status_sock = sock
+        self.loop.add_reader(sock.fileno(), self._answer_status)
+
+    def _answer_status(self) -> None:
+        try:
+            conn, _ = self._status_sock.accept()
+        except OSError:
+            return
+        conn.setblocking(False)
+        data = (json.dumps(self.status()) + "\n").encode()
+
+        async def send() -> None:
+            try:
+                await asyncio.wait_for(self.loop.sock_sendall(conn, data), 5)
+            except (OSError, TimeoutError):
+                pass
+            finally:
+                conn.close()
+        task = self.loop.create_task(send())
+        self._status_tasks.add(task)
+        task.add_done_callback(self._status_tasks.discard)
