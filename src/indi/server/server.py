@@ -189,8 +189,6 @@ class Server:
             raise UserError(f"cannot listen on {config.host}: {exc}") from None
         self.port = sock.getsockname()[1]
         self._add_listener(sock)
-        if self.log.v:
-            self.log(f"listening to port {self.port} on fd {sock.fileno()}")
         if config.unix_socket:
             path = config.unix_socket
             unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -206,6 +204,9 @@ class Server:
             self._add_listener(unix)
             if self.log.v:
                 self.log(f"Local server: listening on local domain at: @{path.lstrip('@')}")
+        # Logged last: scripts and tests wait for this line before they connect, to either socket.
+        if self.log.v:
+            self.log(f"listening to port {self.port} on fd {sock.fileno()}")
 
     def _add_listener(self, sock: socket.socket) -> None:
         sock.setblocking(False)
