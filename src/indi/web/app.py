@@ -1,0 +1,77 @@
+"""The FastAPI application: the REST API, error shapes, and indi-web's life cycle.
+
+Extension points for the live parts (WebSocket, INDI control panel, page):
+
+* ``app.state.web`` is the :class:`~indi.web.state.WebState`: profiles (``.db``), the catalogue,
+  the server (``.manager``: ``running``, ``full_status()``, ``snapshot()``) and ``.events``, an
+  :class:`~indi.web.events.EventHub` publishing server and driver events to subscribers.
+* :mod:`indi.web.indi_client` is the one INDI client module (a control panel wants a long-lived
+  ``IndiClient`` to the running server's port, ``web.manager.run.port``).
+* ``create_app(..., routers=[...])`` mounts more routers (a WebSocket route, the page's routes);
+  ``GET /`` is the page's place, and sends to the API documentation until there is a page.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from .. import __version__
+from .api import router as api_router
+from .config import WebConfig
+from .manager import ServerError
+from .state import WebState
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("indi.web")
+
+DESCRIPTION = """\
+Manage INDI servers from a browser or from KStars/Ekos: profiles of drivers, starting and stopping
+the server and its drivers, and what really runs. The REST API is indiwebmanager's (1.1.x), so Ekos
+drives it unchanged; `/api/server/status/full` and `/api/info/config` are ours.
+"""
+
+
+def create_app(config: WebConfig | None = None, state: WebState | None = None,
+               routers: Sequence[APIRouter] = ()) -> FastAPI:
+    """The application for a configuration (or an existing WebState), with extra routers mounted."""
+    if state is None:
+        state = WebState(config or WebConfig())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.startup()
+        try:
+            yield
+        finally:
+            await state.shutdown()
+
+    app = FastAPI(title="INDI Web Manager", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.web = state
+
+    @app.exception_handler(ServerError)
+    async def server_error(request: Request, exc: ServerError) -> JSONResponse:
+        log.log(logging.ERROR if exc.status >= 500 else logging.INFO, "%s %s: %s", request.method,
+                request.url.path, exc)
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return JSONResponse({"detail": f"internal error: {exc}"}, status_code=500)
+
+    app.include_router(api_router)
+    for router in routers:
+        app.include_router(router)
+
+    if not any(getattr(route, "path", None) == "/" for route in app.routes):
+        @app.get("/", include_in_schema=False)
+        async def index() -> RedirectResponse:
+            return RedirectResponse("/docs")
+
+    return app
