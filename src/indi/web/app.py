@@ -7,8 +7,8 @@ Extension points for the live parts (WebSocket, INDI control panel, page):
   :class:`~indi.web.events.EventHub` publishing server and driver events to subscribers.
 * :mod:`indi.web.indi_client` is the one INDI client module (a control panel wants a long-lived
   ``IndiClient`` to the running server's port, ``web.manager.run.port``).
-* ``create_app(..., routers=[...])`` mounts more routers (a WebSocket route, the page's routes);
-  ``GET /`` is the page's place, and sends to the API documentation until there is a page.
+* ``create_app(..., routers=[...])`` mounts more routers; the page (:mod:`indi.web.page`) is ``GET /``
+  and ``/static``.
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 
 from .. import __version__
 from .api import router as api_router
 from .config import WebConfig
 from .manager import ServerError
+from .page import mount_static
+from .page import router as page_router
 from .state import WebState
 
 __all__ = ["create_app"]
@@ -68,10 +70,6 @@ def create_app(config: WebConfig | None = None, state: WebState | None = None,
     app.include_router(api_router)
     for router in routers:
         app.include_router(router)
-
-    if not any(getattr(route, "path", None) == "/" for route in app.routes):
-        @app.get("/", include_in_schema=False)
-        async def index() -> RedirectResponse:
-            return RedirectResponse("/docs")
-
+    app.include_router(page_router)
+    mount_static(app)
     return app
