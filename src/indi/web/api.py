@@ -189,10 +189,7 @@ async def get_server_status_full(web: WebState = Depends(get_web)) -> dict[str, 
     (running, restarting...), pid, restarts, last exit, devices and ``crashed``; drivers that stopped
     or gave up; clients with address, since, bytes in/out and queue; the server's log tail; and
     indi-web's own log tail."""
-    status = await web.manager.full_status()
-    status["web_log"] = list(web.log_buffer.lines)[-200:]
-    status["catalogue_errors"] = list(web.catalogue.errors)
-    return status
+    return await web.full_status()
 
 
 @router.get("/api/server/drivers", tags=["Server"])

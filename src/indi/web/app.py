@@ -9,6 +9,9 @@ Extension points for the live parts (WebSocket, INDI control panel, page):
   ``IndiClient`` to the running server's port, ``web.manager.run.port``).
 * ``create_app(..., routers=[...])`` mounts more routers; the page (:mod:`indi.web.page`) is ``GET /``
   and ``/static``.
+* The live parts: the WebSocket ``/ws`` (:mod:`indi.web.live`, fed by ``app.state.web.live``), image
+  previews ``/api/preview/...`` (:mod:`indi.web.preview`) and, with ``--password``, the login and the
+  checks of :mod:`indi.web.auth` (a middleware in front of everything).
 """
 
 from __future__ import annotations
@@ -22,10 +25,14 @@ from fastapi.responses import JSONResponse
 
 from .. import __version__
 from .api import router as api_router
+from .auth import AuthMiddleware
+from .auth import router as auth_router
 from .config import WebConfig
+from .live import router as live_router
 from .manager import ServerError
 from .page import mount_static
 from .page import router as page_router
+from .preview import router as preview_router
 from .state import WebState
 
 __all__ = ["create_app"]
@@ -68,8 +75,12 @@ def create_app(config: WebConfig | None = None, state: WebState | None = None,
         return JSONResponse({"detail": f"internal error: {exc}"}, status_code=500)
 
     app.include_router(api_router)
+    app.include_router(auth_router)
+    app.include_router(preview_router)
+    app.include_router(live_router)
     for router in routers:
         app.include_router(router)
     app.include_router(page_router)
     mount_static(app)
+    app.add_middleware(AuthMiddleware, auth=state.auth)
     return app

@@ -119,6 +119,15 @@ def parser() -> argparse.ArgumentParser:
                    help="command run by /api/system/reboot (default 'systemctl reboot'; e.g. 'sudo reboot')")
     p.add_argument("--poweroff-command", metavar="CMD", default="systemctl poweroff",
                    help="command run by /api/system/poweroff (default 'systemctl poweroff')")
+    auth = p.add_argument_group("password protection (off by default: KStars/Ekos send no credentials)")
+    auth.add_argument("--password", action="store_true",
+                      help="require the password stored with --set-password: the page asks for it, scripts send "
+                           "Authorization: Bearer TOKEN (see --show-token)")
+    auth.add_argument("--set-password", action="store_true",
+                      help="store a password (asked twice on a terminal, else read from standard input) in "
+                           "CONF/indi-web-auth.json, and exit")
+    auth.add_argument("--show-token", action="store_true",
+                      help="print the API token for Authorization: Bearer (made on first use), and exit")
     p.add_argument("--version", action="version", version=f"indi-web {__version__}")
     return p
 
@@ -133,16 +142,44 @@ def _command(text: str, option: str) -> list[str]:
     return words
 
 
+def _conf_dir(args: argparse.Namespace) -> str:
+    return os.path.abspath(os.path.expanduser(args.conf)) if args.conf else default_conf_dir()
+
+
+def auth_command(args: argparse.Namespace) -> int:
+    """--set-password or --show-token: do it and return the exit status."""
+    from .auth import AuthError, read_new_password, set_password, show_token
+
+    if args.set_password and args.show_token:
+        raise UserError("give --set-password or --show-token, not both", 2)
+    try:
+        if args.show_token:
+            print(show_token(_conf_dir(args)))
+            return 0
+        try:
+            password = read_new_password()
+        except (EOFError, KeyboardInterrupt):
+            raise UserError("no password given: nothing was changed") from None
+        path = set_password(_conf_dir(args), password)
+    except AuthError as exc:
+        raise UserError(str(exc)) from None
+    print(f"Password stored in {path}: start indi-web with --password to require it.")
+    return 0
+
+
 def build_config(argv: list[str]) -> WebConfig:
     """Parse the command line into a WebConfig, checking what can be checked before starting."""
-    args = parser().parse_args(argv)
+    return config_from_args(parser().parse_args(argv))
+
+
+def config_from_args(args: argparse.Namespace) -> WebConfig:
     config = WebConfig(host=args.host, port=args.port, indi_port=args.indi_port,
                        allow_reboot=args.allow_reboot, verbose=args.verbose, autostart=not args.no_autostart,
                        script_timeout=args.script_timeout,
                        reboot_command=_command(args.reboot_command, "--reboot-command"),
                        poweroff_command=_command(args.poweroff_command, "--poweroff-command"))
     if args.conf:
-        config.conf_dir = os.path.abspath(os.path.expanduser(args.conf))
+        config.conf_dir = _conf_dir(args)
     if args.xmldir:
         xml_dir = os.path.abspath(os.path.expanduser(args.xmldir))
         if not os.path.isdir(xml_dir):
@@ -167,6 +204,14 @@ def build_config(argv: list[str]) -> WebConfig:
         if os.path.lexists(config.fifo) and not stat.S_ISFIFO(os.stat(config.fifo).st_mode):
             raise UserError(f"{config.fifo} (--fifo) exists and is not a FIFO: remove it or choose another path")
     config.logfile = args.logfile
+    if args.password:
+        from .auth import Auth, AuthError
+
+        try:
+            Auth(config.conf_dir, required=True)
+        except AuthError as exc:
+            raise UserError(str(exc)) from None
+        config.password = True
     return config
 
 
@@ -261,16 +306,22 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     state: WebState | None = None
     try:
-        config = build_config(argv)
+        args = parser().parse_args(argv)
+        if args.set_password or args.show_token:
+            return auth_command(args)
+        config = config_from_args(args)
         setup_logging(config, config.logfile)
         sock = listen(config.host, config.port)
+        from .auth import AuthError
         from .state import WebState  # FastAPI and the rest: only once the command line is good
 
         try:
             state = WebState(config)
-        except DatabaseError as exc:
+        except (DatabaseError, AuthError) as exc:
             sock.close()
             raise UserError(str(exc)) from None
+        if config.password:
+            log.info("password protection is on (--password): the page asks for it, scripts send the token")
         if config.driver_dirs:
             log.info("drivers are looked for in %s before PATH (--driver-dir, --system-drivers)",
                      ", ".join(config.driver_dirs))

@@ -56,6 +56,7 @@ class WebConfig:
     verbose: bool = False
     autostart: bool = True                  # start the autostart profile when indi-web starts
     logfile: str | None = None
+    password: bool = False                  # require the password set with --set-password (see auth)
 
     @property
     def db_path(self) -> str:

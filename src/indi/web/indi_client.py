@@ -3,8 +3,8 @@
 The REST API needs little of the protocol: which devices the running server has and whether each
 is connected (``GET /api/devices``). That is asked of the project's client library
 (``indi.client.Client``, with its live model of the devices) when it is installed, else of the small
-:class:`IndiClient` below, built on indi.protocol's Framer. The live control panel will want a
-long-lived ``indi.client.Client`` to the running server (``web.manager.run.port``).
+:class:`IndiClient` below, built on indi.protocol's Framer. The live control panel's long-lived
+``indi.client.Client`` to the running server is :mod:`indi.web.live`'s bridge.
 """
 
 from __future__ import annotations

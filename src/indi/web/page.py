@@ -20,5 +20,15 @@ async def index() -> FileResponse:
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+class _RevalidatedFiles(StaticFiles):
+    """Static files the browser revalidates (ETag, 304) on every load: a new version's page is never
+    mixed with an old version's cached modules."""
+
+    def file_response(self, *args, **kwargs):
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
 def mount_static(app) -> None:
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/static", _RevalidatedFiles(directory=STATIC), name="static")

@@ -1,8 +1,9 @@
 """What one indi-web holds: configuration, profiles, the driver catalogue, the server it runs.
 
-``WebState`` is the single object every route (and the live WebSocket, the control panel and the
-page to come) reaches through ``request.app.state.web``. It knows how a profile becomes a list of
-drivers and how indi-web starts and stops; the routes only translate HTTP to these calls.
+``WebState`` is the single object every route (and the live WebSocket) reaches through
+``request.app.state.web``. It knows how a profile becomes a list of drivers and how indi-web starts
+and stops; the routes only translate HTTP to these calls. ``.live`` is the live bridge (the one INDI
+client feeding the WebSockets, and the image previews), ``.auth`` the password protection.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import time
 from collections import deque
 from typing import Any
 
+from .auth import Auth
 from .catalogue import Catalogue, DeviceDriver, remote_driver
 from .config import WebConfig
 from .database import Database
 from .events import EventHub
+from .live import LiveBridge
 from .manager import ServerError, ServerManager
 from .scripts import parse_rules
 
@@ -49,12 +52,14 @@ class LogBuffer(logging.Handler):
 class WebState:
     def __init__(self, config: WebConfig, db: Database | None = None, catalogue: Catalogue | None = None) -> None:
         self.config = config
+        self.auth = Auth(config.conf_dir, config.password)  # AuthError if a password is required but none is set
         self.log_buffer = LogBuffer()
         logging.getLogger("indi.web").addHandler(self.log_buffer)
         self.db = db or Database(config.db_path, config.indi_port)
         self.catalogue = catalogue or Catalogue(config.xml_dir, self.db.custom_drivers())
         self.events = EventHub()
         self.manager = ServerManager(config, self.catalogue, self.events)
+        self.live = LiveBridge(self)                          # the WebSocket's INDI client and image previews
         self._autostart: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -94,7 +99,8 @@ class WebState:
 
     # --------------------------------------------------------------------------- life cycle
     async def startup(self) -> None:
-        """Start the autostart profile in the background: the API answers meanwhile."""
+        """Start the live bridge, and the autostart profile in the background: the API answers meanwhile."""
+        self.live.start()
         name = self.db.autostart_profile() if self.config.autostart else None
         if name:
             self._autostart = asyncio.get_running_loop().create_task(self._start_autostart(name))
@@ -112,6 +118,7 @@ class WebState:
         if self._autostart is not None and not self._autostart.done():
             self._autostart.cancel()
             await asyncio.wait({self._autostart}, timeout=5)
+        await self.live.stop()
         await self.manager.shutdown()
 
     def close(self) -> None:
@@ -119,6 +126,14 @@ class WebState:
             self._closed = True
             logging.getLogger("indi.web").removeHandler(self.log_buffer)
             self.db.close()
+
+    async def full_status(self) -> dict[str, Any]:
+        """GET /api/server/status/full (and the WebSocket's status): the server's true state with
+        indi-web's own log tail and the catalogue files that could not be read."""
+        status = await self.manager.full_status()
+        status["web_log"] = list(self.log_buffer.lines)[-200:]
+        status["catalogue_errors"] = list(self.catalogue.errors)
+        return status
 
     def info(self) -> dict[str, Any]:
         """How this indi-web is set up (for the status page)."""
