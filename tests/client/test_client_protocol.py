@@ -15,15 +15,22 @@ import pytest
 from client_support import FakeServer, barrier, run
 
 from indi.client import (
+    BlobReceived,
     Client,
+    Defined,
+    Deleted,
+    Disconnected,
     IndiError,
+    IndiMessage,
     IndiTimeout,
+    MessageReceived,
     NotConnected,
     PropertyState,
     ReadOnly,
     UnknownDevice,
     UnknownMember,
     UnknownProperty,
+    Updated,
     ValueRefused,
 )
 from indi.protocol import NewVector, parse
@@ -342,6 +349,49 @@ def test_blobs_in_memory_inflated_and_kept_in_the_model(tmp_path):
                 assert (enabled.attrs, enabled.text) == ({"device": DEV}, "Only")
                 with pytest.raises(ValueRefused):
                     await client.enable_blob(DEV, mode="Sometimes")
+
+    run(body())
+
+
+def test_listeners_see_every_change_in_order_and_a_failing_one_harms_nothing():
+    async def body():
+        async with FakeServer() as server:
+            client = Client("127.0.0.1", server.port)
+            events: list = []
+            client.add_listener(lambda event: 1 / 0)       # logged, never raised into the client
+            remove = client.add_listener(events.append)
+            await client.connect()
+            link = await server.accept()
+            await link.send(DEFINITIONS)
+            await client.wait_property(DEV, "IMAGE", 10)
+            async with client:
+                defined = [e.prop.name for e in events if isinstance(e, Defined)]
+                assert defined == ["FOCUS", "INFO", "NAME", "MODE", "OPTIONS", "FLAGS", "STATUS", "UPLOAD", "IMAGE"]
+                assert all(e.prop is client[DEV][e.prop.name] for e in events)
+                events.clear()
+                await client.enable_blob(DEV)
+                await link.expect("enableBLOB")
+                await link.send(f'<setNumberVector device="{DEV}" name="FOCUS" state="Busy" message="moving">'
+                                f'<oneNumber name="POSITION">2000</oneNumber></setNumberVector>\n'
+                                f'<setBLOBVector device="{DEV}" name="IMAGE" state="Ok"><oneBLOB name="DATA" '
+                                f'size="2" format=".raw">aGk=</oneBLOB></setBLOBVector>\n'
+                                f'<delProperty device="{DEV}" name="NAME"/>\n')
+                await client.wait_for(lambda: "NAME" not in client[DEV], 10)
+                focus, image = client[DEV]["FOCUS"], client[DEV]["IMAGE"]
+                assert events == [Updated(focus, ("POSITION",), "moving"),
+                                  MessageReceived(IndiMessage(DEV, None, "moving")),
+                                  BlobReceived(image, "DATA", ".raw", 2, b"hi", None),
+                                  Updated(image, ("DATA",), None),
+                                  Deleted(DEV, "NAME")]
+                events.clear()
+                link.close()
+                await client.wait_for(lambda: events, 10)
+                assert events == [Disconnected((DEV,))]
+                remove()
+                link = await server.accept()
+                await link.send(DEFINITIONS)
+                await client.wait_property(DEV, "IMAGE", 10)
+                assert events == [Disconnected((DEV,))], "a removed listener hears nothing more"
 
     run(body())
 

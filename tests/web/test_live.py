@@ -248,6 +248,11 @@ def test_ccd_exposure_gives_an_image_and_its_png_preview_and_refusals_are_errors
         assert second["url"] != image["url"]
         assert manager.get(second["url"]).headers["x-image-counter"] == second["url"].rsplit("=", 1)[1]
 
+    # A browser that opens later sees the latest image at once, after the definitions.
+    with LiveSocket(manager.port) as again:
+        replay = again.expect(lambda m: m["type"] == "image", TIMEOUT, "the latest image")
+        assert replay["url"] == second["url"] and ("CCD Simulator", "CCD1") in again.props
+
 
 def test_socket_follows_server_stop_start_and_driver_crash(web):
     manager = web()

@@ -27,6 +27,15 @@ from .errors import (
     UnknownProperty,
     ValueRefused,
 )
+from .events import (
+    BlobReceived,
+    Defined,
+    Deleted,
+    Disconnected,
+    Event,
+    MessageReceived,
+    Updated,
+)
 from .model import BLOB, Device, IndiMessage, Light, Member, Number, Property, Switch, Text
 
 __all__ = [
@@ -35,5 +44,6 @@ __all__ = [
     "Blob", "BlobReceiver", "BlockingBlobReceiver",
     "IndiError", "IndiTimeout", "UnknownDevice", "UnknownProperty", "UnknownMember", "ValueRefused", "ReadOnly",
     "NotConnected",
+    "Event", "Defined", "Updated", "Deleted", "MessageReceived", "BlobReceived", "Disconnected",
     "PropertyState", "PropertyType", "Permission", "SwitchRule", "BLOBMode",
 ]

@@ -27,6 +27,7 @@ from indi.protocol import PropertyState
 from .blobs import Blob, BlobReceiver
 from .client import DEFAULT_PORT, Client
 from .errors import NotConnected
+from .events import Event
 from .model import Device, IndiMessage, Property
 
 __all__ = ["BlockingClient", "BlockingBlobReceiver"]
@@ -187,6 +188,12 @@ class BlockingClient:
 
     def __contains__(self, device: object) -> bool:
         return device in self._client
+
+    def add_listener(self, listener: Callable[[Event], None]) -> Callable[[], None]:
+        """Client.add_listener(): ``listener(event)`` after every change of the model. It is called
+        in the client's background thread, so it must be quick and thread-safe (a queue.Queue's put
+        is)."""
+        return self._client.add_listener(listener)
 
     # ------------------------------------------------------------------------------- methods
     def set(self, device: str, prop: str, values: dict[str, Any] | None = None, /, *, wait: bool = False,

@@ -68,6 +68,15 @@ from .errors import (
     UnknownMember,
     ValueRefused,
 )
+from .events import (
+    BlobReceived,
+    Defined,
+    Deleted,
+    Disconnected,
+    Event,
+    MessageReceived,
+    Updated,
+)
 from .model import BLOB, Device, IndiMessage, Number, Property, Switch
 
 __all__ = ["Client", "DEFAULT_PORT"]
@@ -198,6 +207,8 @@ class Client:
         self._pings: dict[str, asyncio.Future[None]] = {}
         self._uids = itertools.count(1)
         self._vector: dict[str, str] | None = None
+        self._vector_blobs: list[str] = []   # the members of the BLOB vector being received
+        self._listeners: list[Callable[[Event], None]] = []
         self._receiving: _Receiving | None = None
         self._claimed: set[BlobReceiver] = set()     # receivers given a BLOB of the current vector
         self._reconnecting: asyncio.Task | None = None
@@ -302,12 +313,16 @@ class Client:
             self._receiving = None
         self._claimed = set()  # receivers of an aborted BLOB wait for the next one
         self._vector = None
+        self._vector_blobs = []
+        gone = tuple(self.devices)
         for device in self.devices.values():
             device.gone = True
             for prop in device.properties.values():
                 prop.deleted = True
             device.properties.clear()
         self.devices.clear()
+        if gone:
+            self._emit(Disconnected(gone))
         for fut in self._pings.values():
             if not fut.done():
                 fut.set_exception(NotConnected("the connection was lost before the pingReply"))
@@ -390,6 +405,7 @@ class Client:
             self._blob_end(event)
         elif isinstance(event, BlobVectorStart):
             self._vector = event.attrs
+            self._vector_blobs = []
             self._receiving = None
             self._claimed = set()
         elif isinstance(event, BlobVectorEnd):
@@ -439,6 +455,7 @@ class Client:
         key = (definition.device, definition.name)
         self._serials[key] = self._serials.get(key, 0) + 1
         self._last_message[key] = definition.message
+        self._emit(Defined(device.properties[definition.name]))
         if definition.message:
             self._add_message(definition.device, definition.timestamp, definition.message)
 
@@ -451,6 +468,7 @@ class Client:
         key = (update.device, update.name)
         self._serials[key] = self._serials.get(key, 0) + 1
         self._last_message[key] = update.message
+        self._emit(Updated(prop, tuple(m.name for m in update.members), update.message))
         if update.message:
             self._add_message(update.device, update.timestamp, update.message)
 
@@ -463,18 +481,22 @@ class Client:
                     prop.deleted = True
                     key = (element.device, element.name)
                     self._serials[key] = self._serials.get(key, 0) + 1
+                    self._emit(Deleted(element.device, element.name))
             else:
                 for prop in device.properties.values():
                     prop.deleted = True
                 device.properties.clear()
                 device.gone = True
                 del self.devices[element.device]
+                self._emit(Deleted(element.device, None))
         if element.message:
             self._add_message(element.device, element.timestamp, element.message)
 
     def _add_message(self, device: str | None, timestamp: str | None, text: str) -> None:
-        self.messages.append(IndiMessage(device, timestamp, text))
+        message = IndiMessage(device, timestamp, text)
+        self.messages.append(message)
         self._message_count += 1
+        self._emit(MessageReceived(message))
 
     # ---------------------------------------------------------------------------------- BLOBs
     def _blob_start(self, event: BlobStart) -> None:
@@ -565,6 +587,8 @@ class Client:
             member.size = int(size_attr) if size_attr.isdigit() else event.length
             member.value = data if self.keep_blobs else None
             member.path = str(path) if path is not None else None
+            self._vector_blobs.append(event.name)
+            self._emit(BlobReceived(prop, event.name, fmt, member.size, data, member.path))
 
     def _blob_vector_end(self) -> None:
         vector, self._vector = self._vector or {}, None
@@ -587,6 +611,8 @@ class Client:
         key = (device, name)
         self._serials[key] = self._serials.get(key, 0) + 1
         self._last_message[key] = update.message
+        blobs, self._vector_blobs = tuple(self._vector_blobs), []
+        self._emit(Updated(prop, blobs, update.message))
         if update.message:
             self._add_message(device, update.timestamp, update.message)
 
@@ -640,6 +666,25 @@ class Client:
         self._set_blob_mode(device, prop, mode)
         if self._conn is not None:
             await self._conn.drain()
+
+    # ----------------------------------------------------------------------------- listeners
+    def add_listener(self, listener: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``listener(event)`` after every change of the model (``indi.client.events``:
+        Defined, Updated, Deleted, MessageReceived, BlobReceived, Disconnected). Returns a function
+        that removes the listener. An exception in a listener is logged, never raised here."""
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+        return remove
+
+    def _emit(self, event: Event) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("listener %r failed on %s", listener, type(event).__name__)
 
     # ------------------------------------------------------------------------------- waiting
     def _notify(self) -> None:

@@ -1,10 +1,12 @@
 """The live WebSocket ``/ws``: the server's status, and an INDI control panel bridged to the running server.
 
 indi-web holds ONE :class:`indi.client.Client` (the :class:`LiveBridge`'s) connected to the running
-indiserver's port while it runs (replaced when the server is restarted, closed when it stops), with
-BLOBs enabled ("Also") for every device so that images arrive; every browser's WebSocket is fed from
-it. Each socket has a bounded queue: a browser that stops reading is dropped (closed with code 1013)
-without holding the others back; it reconnects and gets everything afresh.
+indiserver's port while it runs (replaced when the server is restarted, closed when it stops); every
+browser's WebSocket is fed from its model's events. While at least one browser is open, BLOBs are
+enabled ("Also") for every device so that images arrive; with none, they are turned off again, so an
+imaging night without a browser costs indi-web nothing. Each socket has a bounded queue: a browser
+that stops reading is dropped (closed with code 1013) without holding the others back; it reconnects
+and gets everything afresh.
 
 Messages from indi-web to the browser (JSON text frames, one object each, always with ``"type"``):
 
@@ -40,7 +42,8 @@ Messages from indi-web to the browser (JSON text frames, one object each, always
 "url": "/api/preview/<device>/<property>/<member>.png?n=<counter>"}``
     A BLOB arrived (format as received, ".z" already inflated; size of its content in bytes). The
     URL (names percent-encoded) gives it as PNG (see :mod:`indi.web.preview`); ``n`` grows with every
-    image. Video streams send many: fetch the next only after the previous one loaded.
+    image. Video streams send many: fetch the next only after the previous one loaded. A new socket
+    gets the latest image of each BLOB member after the definitions.
 
 ``{"type": "error", "message": str, "device": D|null, "name": P|null, "id": ...}``
     A request refused: by indi-web before sending (unknown property, read-only, a number out of range
@@ -77,9 +80,20 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from fastapi import APIRouter, WebSocket
 
-from ..client import Client, IndiError, IndiTimeout
+from ..client import (
+    BlobReceived,
+    Client,
+    Defined,
+    Deleted,
+    Disconnected,
+    Event,
+    IndiError,
+    IndiTimeout,
+    MessageReceived,
+    Updated,
+)
 from ..client.model import BLOB, Number, Property, Switch
-from ..protocol import BLOBMode, PropertyType
+from ..protocol import PropertyType
 from .preview import PreviewStore, preview_url
 
 if TYPE_CHECKING:
@@ -151,74 +165,13 @@ def set_message(p: Property, names: list[str], timestamp: str | None = None,
             "members": {m.name: _value(m) for m in members}, "display": {m.name: _display(m) for m in members}}
 
 
+def image_message(device: str, prop: str, member: str, fmt: str, size: int, counter: int) -> dict[str, Any]:
+    return {"type": "image", "device": device, "name": prop, "member": member, "format": fmt, "size": size,
+            "url": preview_url(device, prop, member, counter)}
+
+
 def _dumps(message: dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"), default=str)
-
-
-class _BridgeClient(Client):
-    """indi.client's Client, telling the bridge about everything that changes in its model."""
-
-    def __init__(self, bridge: LiveBridge, host: str, port: int) -> None:
-        super().__init__(host, port, reconnect=True, define_timeout=2.0, keep_blobs=True, inflate=True,
-                         max_messages=MESSAGES_KEPT)
-        self.bridge = bridge
-        self._vector_blobs: list[str] = []
-
-    def _model(self, device: str, name: str) -> Property | None:
-        dev = self.devices.get(device)
-        return dev.properties.get(name) if dev is not None else None
-
-    def _define(self, definition, raw) -> None:
-        super()._define(definition, raw)
-        if (definition.device, None) not in self._blob_modes:
-            self._set_blob_mode(definition.device, None, BLOBMode.ALSO)  # every device's images
-        p = self._model(definition.device, definition.name)
-        if p is not None:
-            self.bridge.emit(def_message(p))
-
-    def _update(self, update, raw) -> None:
-        super()._update(update, raw)
-        p = self._model(update.device, update.name)
-        if p is not None:
-            self.bridge.emit(set_message(p, [m.name for m in update.members], update.timestamp, update.message))
-
-    def _delete(self, element) -> None:
-        dev = self.devices.get(element.device)
-        known = dev is not None and (element.name is None or element.name in dev.properties)
-        super()._delete(element)
-        if known:
-            self.bridge.forget(element.device, element.name)
-            self.bridge.emit({"type": "del", "device": element.device, "name": element.name})
-
-    def _add_message(self, device, timestamp, text) -> None:
-        super()._add_message(device, timestamp, text)
-        self.bridge.message(device, timestamp, text)
-
-    def _blob_end(self, event) -> None:
-        vector = self._vector or {}
-        super()._blob_end(event)
-        device, name = vector.get("device", ""), vector.get("name", "")
-        self._vector_blobs.append(event.name)
-        p = self._model(device, name)
-        member = p.members.get(event.name) if p is not None else None
-        if isinstance(member, BLOB) and isinstance(member.value, bytes | bytearray):
-            self.bridge.image(device, name, event.name, member.format or "", bytes(member.value))
-
-    def _blob_vector_end(self) -> None:
-        vector = self._vector or {}
-        names, self._vector_blobs = self._vector_blobs, []
-        super()._blob_vector_end()
-        p = self._model(vector.get("device", ""), vector.get("name", ""))
-        if p is not None:
-            self.bridge.emit(set_message(p, names, vector.get("timestamp"), vector.get("message")))
-
-    def _lost_model(self) -> None:
-        names = list(self.devices)
-        self._vector_blobs = []
-        super()._lost_model()
-        for name in names:
-            self.bridge.forget(name, None)
-            self.bridge.emit({"type": "del", "device": name, "name": None})
 
 
 class Subscriber:
@@ -266,7 +219,7 @@ class LiveBridge:
     def __init__(self, web: WebState) -> None:
         self.web = web
         self.previews = PreviewStore()
-        self.client: _BridgeClient | None = None
+        self.client: Client | None = None
         self.subscribers: set[Subscriber] = set()
         self.messages: deque[str] = deque(maxlen=MESSAGES_KEPT)
         self._run: Any = None                      # the manager's ServerRun the client follows
@@ -318,7 +271,9 @@ class LiveBridge:
             self._run = run
         if run is None or self.client is not None:
             return
-        client = _BridgeClient(self, "127.0.0.1", run.port)
+        client = Client("127.0.0.1", run.port, reconnect=True, define_timeout=2.0, keep_blobs=True, inflate=True,
+                        max_messages=MESSAGES_KEPT)
+        client.add_listener(self._on_event)
         try:
             await asyncio.wait_for(client.connect(), 5)
         except (IndiError, TimeoutError) as exc:
@@ -340,6 +295,35 @@ class LiveBridge:
             self._last_status = text
             self.broadcast(text)
 
+    # ----------------------------------------------------------------------- the client's model
+    def _on_event(self, event: Event) -> None:
+        """Turn a change of the client's model into the browsers' messages."""
+        match event:
+            case Defined(prop=p):
+                if self.subscribers:
+                    self._want_blobs(p.device, True)
+                self.emit(def_message(p))
+            case Updated(prop=p, members=names, message=message):
+                self.emit(set_message(p, list(names), p.timestamp, message))
+            case Deleted(device=device, name=name):
+                self.forget(device, name)
+                self.emit({"type": "del", "device": device, "name": name})
+            case MessageReceived(message=m):
+                self.message(m.device, m.timestamp, m.text)
+            case BlobReceived(prop=p, member=member, format=fmt, data=data) if data is not None:
+                self.image(p.device, p.name, member, fmt, bytes(data))
+            case Disconnected(devices=devices):
+                for device in devices:
+                    self.forget(device, None)
+                    self.emit({"type": "del", "device": device, "name": None})
+
+    def _want_blobs(self, device: str, on: bool) -> None:
+        client = self.client
+        if client is None or not client.connected:
+            return
+        mode = "Also" if on else "Never"
+        asyncio.get_running_loop().create_task(client.enable_blob(device, None, mode))
+
     # ------------------------------------------------------------------------------ outgoing
     def broadcast(self, text: str) -> None:
         for subscriber in list(self.subscribers):
@@ -360,8 +344,7 @@ class LiveBridge:
 
     def image(self, device: str, prop: str, member: str, fmt: str, data: bytes) -> None:
         counter = self.previews.put(device, prop, member, fmt, data)
-        self.emit({"type": "image", "device": device, "name": prop, "member": member, "format": fmt,
-                   "size": len(data), "url": preview_url(device, prop, member, counter)})
+        self.emit(image_message(device, prop, member, fmt, len(data), counter))
 
     def forget(self, device: str, prop: str | None) -> None:
         self.previews.forget(device, prop)
@@ -377,13 +360,22 @@ class LiveBridge:
             for device in list(client.devices.values()):
                 for p in list(device.properties.values()):
                     subscriber.send(def_message(p))
+        for image in self.previews.latest():
+            subscriber.send(image_message(image.device, image.property, image.member, image.format,
+                                          len(image.data), image.counter))
         for text in self.messages:
             subscriber.push(text)
+        if not self.subscribers and client is not None:
+            for device in list(client.devices):
+                self._want_blobs(device, True)
         self.subscribers.add(subscriber)
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.discard(subscriber)
+        if not self.subscribers and self.client is not None:
+            for device in list(self.client.devices):
+                self._want_blobs(device, False)
 
     # ------------------------------------------------------------------------------ incoming
     async def new(self, device: Any, name: Any, members: Any) -> None:

@@ -200,6 +200,10 @@ class PreviewStore:
     def clear(self) -> None:
         self._images.clear()
 
+    def latest(self) -> list[Image]:
+        """The latest image of each member, oldest first."""
+        return sorted(self._images.values(), key=lambda image: image.counter)
+
     def __len__(self) -> int:
         return len(self._images)
 
