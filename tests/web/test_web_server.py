@@ -118,6 +118,18 @@ def test_autostart_profile_starts_with_indi_web(web, tmp_path):
              what="GPS Simulator connected")
 
 
+def test_start_option_starts_the_named_profile_not_the_autostart_one(web):
+    first = web("--no-autostart")
+    profile(first, "Auto", ["GPS Simulator"], autostart=1, autoconnect=1)
+    port = profile(first, "Night", ["Weather Simulator"], autoconnect=1)
+    assert first.stop() == 0
+    manager = web("--start", "Night")   # how scripts/run starts the Simulators profile
+    status = manager.wait_status(lambda s: s["running"] and s["drivers"], what="the Night profile running")
+    assert status["profile"] == "Night" and status["port"] == port
+    wait_for(lambda: manager.ok("GET", "/api/devices") == [{"device": "Weather Simulator", "connected": True}],
+             what="Weather Simulator connected")
+
+
 def test_profile_without_autoconnect_passes_dash_n(web):
     manager = web()
     profile(manager, "Manual", ["Weather Simulator"], autoconnect=0)

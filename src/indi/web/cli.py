@@ -111,6 +111,8 @@ def parser() -> argparse.ArgumentParser:
                         "(e.g. Debian's C++ simulators)")
     p.add_argument("--no-autostart", action="store_true",
                    help="do not start the profile marked autostart when indi-web starts")
+    p.add_argument("--start", metavar="PROFILE",
+                   help="start this profile's INDI server when indi-web starts (instead of the autostart one)")
     p.add_argument("--script-timeout", type=_seconds, default=30.0, metavar="SECONDS",
                    help="seconds a profile's pre/post driver script may run before it is killed (default 30)")
     p.add_argument("--allow-reboot", action="store_true",
@@ -175,6 +177,7 @@ def build_config(argv: list[str]) -> WebConfig:
 def config_from_args(args: argparse.Namespace) -> WebConfig:
     config = WebConfig(host=args.host, port=args.port, indi_port=args.indi_port,
                        allow_reboot=args.allow_reboot, verbose=args.verbose, autostart=not args.no_autostart,
+                       start_profile=args.start,
                        script_timeout=args.script_timeout,
                        reboot_command=_command(args.reboot_command, "--reboot-command"),
                        poweroff_command=_command(args.poweroff_command, "--poweroff-command"))

@@ -55,6 +55,7 @@ class WebConfig:
     memory_mb: int = 1000                   # indiserver -m, as indiwebmanager passes
     verbose: bool = False
     autostart: bool = True                  # start the autostart profile when indi-web starts
+    start_profile: str | None = None        # start this profile when indi-web starts (--start)
     logfile: str | None = None
     password: bool = False                  # require the password set with --set-password (see auth)
 

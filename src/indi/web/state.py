@@ -101,7 +101,7 @@ class WebState:
     async def startup(self) -> None:
         """Start the live bridge, and the autostart profile in the background: the API answers meanwhile."""
         self.live.start()
-        name = self.db.autostart_profile() if self.config.autostart else None
+        name = self.config.start_profile or (self.db.autostart_profile() if self.config.autostart else None)
         if name:
             self._autostart = asyncio.get_running_loop().create_task(self._start_autostart(name))
 
