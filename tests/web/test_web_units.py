@@ -8,7 +8,7 @@ import pytest
 
 from indi.server.fifo import parse_fifo_command
 from indi.web.catalogue import DeviceDriver, remote_driver
-from indi.web.manager import fifo_start_line, fifo_stop_line, matches
+from indi.web.manager import ServerError, fifo_start_line, fifo_stop_line, matches
 from indi.web.scripts import parse_rules, rule_delay, script_argv
 
 
@@ -31,6 +31,15 @@ def test_fifo_lines_are_indiwebmanagers_and_read_back_exactly():
         assert parse_fifo_command(fifo_start_line(remote)).driver == served
         assert parse_fifo_command(fifo_stop_line(remote)).driver == served
         assert matches({"kind": "remote", "name": served}, remote)
+
+
+def test_a_name_with_a_newline_cannot_add_a_fifo_command():
+    for injected in [driver("Cam\nstart /tmp/evil", "indi_simulator_ccd"), driver("Cam", "cam\rstop x"),
+                     remote_driver("Dev\nstart /tmp/evil@host:7625")]:
+        for line in (fifo_start_line, fifo_stop_line):
+            with pytest.raises(ServerError, match="control character") as refused:
+                line(injected)
+            assert refused.value.status == 422
 
 
 def test_status_entries_match_their_driver():

@@ -87,8 +87,17 @@ def _remote_word(binary: str) -> str:
     return (_quote(device) if device else "") + "@" + where
 
 
+def _one_line(driver: DeviceDriver) -> None:
+    """A FIFO command is one line: a name with a control character (a newline would start another
+    command: ``start /any/program``) is refused, whoever wrote it (a custom driver, a remote spec)."""
+    for text in (driver.binary, driver.label, driver.skeleton or ""):
+        if any(ord(c) < 32 or ord(c) == 127 for c in text):
+            raise ServerError(f"driver {text!r} has a control character in its name: refused", 422)
+
+
 def fifo_start_line(driver: DeviceDriver) -> str:
     """The FIFO line that starts a driver, as indiwebmanager writes it."""
+    _one_line(driver)
     if driver.remote:
         return f"start {_remote_word(driver.binary)}"
     line = f"start {_word(driver.binary)}"
@@ -100,6 +109,7 @@ def fifo_start_line(driver: DeviceDriver) -> str:
 
 
 def fifo_stop_line(driver: DeviceDriver) -> str:
+    _one_line(driver)
     if driver.remote:
         return f"stop {_remote_word(driver.binary)}"
     line = f"stop {_word(driver.binary)}"
