@@ -258,7 +258,7 @@ def _member(el: ET.Element, ptype: PropertyType, definition: bool) -> Member:
         raise ProtocolError(f"{what}: size {size_text!r} is not an integer") from None
     try:
         data = binascii.a2b_base64(el.text or "")
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or text that is not ASCII
         raise ProtocolError(f"{what}: bad base64 ({exc})") from None
     return BLOBMember(name, data, el.get("format", ""), size, label)
 

@@ -26,6 +26,10 @@ _FRACBASE = {9: 360000, 8: 36000, 6: 3600, 5: 600}
 # One printf conversion with optional flags, width, precision and length modifiers.
 _PRINTF = re.compile(r"(?P<pre>[^%]*(?:%%[^%]*)*)%(?P<spec>[-+ #0]*\d*(?:\.\d*)?)(?:hh|h|ll|l|L|q|j|z|t)?"
                      r"(?P<conv>[diouxXeEfFgGaAcs])(?P<post>(?:[^%]|%%)*)\Z", re.DOTALL)
+# libindi formats into a 64-byte buffer; a larger width or precision (from a peer's format attribute)
+# would only make us build a huge string ("%2147483648.3f" is 2 GB), so it is refused.
+_MAX_WIDTH = 1024
+_DIGITS = re.compile(r"\d+")
 
 
 def format_sexagesimal(value: float, width: int, fracbase: int) -> str:
@@ -72,6 +76,8 @@ def format_number(fmt: str, value: float) -> str:
     m = _SEXA_FORMAT.match(fmt)
     if m:
         width, precision = int(m.group(1)), int(m.group(2))
+        if max(abs(width), abs(precision)) > _MAX_WIDTH:
+            raise NumberFormatError(f"width or precision over {_MAX_WIDTH} in {fmt!r}")
         return format_sexagesimal(value, width - precision, _FRACBASE.get(precision, 60))
     p = _PRINTF.match(fmt)
     if not p:
@@ -79,6 +85,8 @@ def format_number(fmt: str, value: float) -> str:
     conv = p.group("conv")
     if conv in "cs":
         raise NumberFormatError(f"not a number format: {fmt!r}")
+    if any(int(d) > _MAX_WIDTH for d in _DIGITS.findall(p.group("spec"))):
+        raise NumberFormatError(f"width or precision over {_MAX_WIDTH} in {fmt!r}")
     arg: float | int = value
     if conv in "diouxX":
         # C would reinterpret the double's bits; libindi drivers mean the integer part.
@@ -115,7 +123,10 @@ def _strtod(data: bytes, pos: int) -> tuple[float, int] | None:
     if body[:2].lower() == "0x":
         if "p" not in body.lower():
             body += "p0"
-        value = float.fromhex(body)
+        try:
+            value = float.fromhex(body)
+        except OverflowError:  # strtod's HUGE_VAL
+            value = math.inf
         if text.startswith("-"):
             value = -value
     elif body[:3].lower() == "nan":
