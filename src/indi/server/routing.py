@@ -4,6 +4,11 @@ Clients register interest in devices and properties by what they send; drivers o
 they announce and snoop on others with getProperties. The Router forwards the bytes it received
 (never re-serialised) to peers through their ``send``/``deliver`` methods, so it can be tested with
 plain objects and used by any I/O layer.
+
+Who receives a driver's message depends only on its device and name (and whether it is a BLOB), so
+the answer is kept per (device, name) until anything it depends on changes: a client's interests
+or BLOB modes, a driver's snoops, or the lists of clients and drivers. A burst of messages for one
+property then costs a dictionary lookup each, not a pass over every connected client.
 """
 
 from __future__ import annotations
@@ -17,6 +22,57 @@ from ..protocol.elements import xml_attributes
 __all__ = ["ClientInterest", "Snoops", "Router", "Misbehaving", "ClientPeer", "DriverPeer"]
 
 _BLOB_MODES = {"Never": BLOBMode.NEVER, "Also": BLOBMode.ALSO, "Only": BLOBMode.ONLY}
+
+# Bumped by every change that can alter who receives what (interests, BLOB modes, snoops, the lists
+# of peers): routers drop the recipients they remembered when it moves.
+_changes = [0]
+_ROUTE_CACHE_SIZE = 4096
+
+
+def _changed() -> None:
+    _changes[0] += 1
+
+
+class _PeerList(list):
+    """A list of peers that reports every change of its membership (see _changes)."""
+
+    __slots__ = ()
+
+    def append(self, item):
+        _changed()
+        super().append(item)
+
+    def extend(self, items):
+        _changed()
+        super().extend(items)
+
+    def insert(self, index, item):
+        _changed()
+        super().insert(index, item)
+
+    def remove(self, item):
+        _changed()
+        super().remove(item)
+
+    def pop(self, index=-1):
+        _changed()
+        return super().pop(index)
+
+    def clear(self):
+        _changed()
+        super().clear()
+
+    def __setitem__(self, index, value):
+        _changed()
+        super().__setitem__(index, value)
+
+    def __delitem__(self, index):
+        _changed()
+        super().__delitem__(index)
+
+    def __iadd__(self, items):
+        _changed()
+        return super().__iadd__(items)
 
 
 class Misbehaving(Exception):
@@ -56,16 +112,21 @@ class ClientInterest:
             # Don't widen to all devices once a specific one was named, or chained servers
             # would start receiving far too much (the reference's rule).
             if device[0] == "*" and not self.devices and not self.properties:
-                self.all_props = 2
+                if self.all_props != 2:
+                    self.all_props = 2
+                    _changed()
             elif not self.wants(device, name):
                 if name:
                     self.properties.add((device, name))
                 else:
                     self.devices.add(device)
-        elif tag == "getProperties" and not self.devices and not self.properties and self.all_props != 2:
+                _changed()
+        elif tag == "getProperties" and not self.devices and not self.properties and self.all_props == 0:
             self.all_props = 1
+            _changed()
 
     def enable_blob(self, device: str, name: str, mode: BLOBMode) -> None:
+        _changed()
         if not device:
             self.blob_default = mode
         else:
@@ -92,6 +153,7 @@ class Snoops:
         if None in names or (name and name in names):
             return False
         names[name or None] = BLOBMode.NEVER
+        _changed()
         return True
 
     def mode(self, device: str, name: str) -> BLOBMode | None:
@@ -112,10 +174,13 @@ class Snoops:
         if key not in names:
             return False
         names[key] = mode
+        _changed()
         return True
 
     def clear(self) -> None:
-        self._by_device.clear()
+        if self._by_device:
+            self._by_device.clear()
+            _changed()
 
 
 class ClientPeer(Protocol):
@@ -191,8 +256,60 @@ class Router:
     def __init__(self, log: Callable[[str], None], verbose: int = 0) -> None:
         self.log = log
         self.verbose = verbose
-        self.clients: list[ClientPeer] = []
-        self.drivers: list[DriverPeer] = []
+        self._clients: list[ClientPeer] = _PeerList()
+        self._drivers: list[DriverPeer] = _PeerList()
+        # (device, name, is_blob) -> the clients and the snooping drivers that want such a message
+        self._recipients: dict[tuple[str, str, bool], tuple[list[ClientPeer], list[DriverPeer]]] = {}
+        self._seen = -1  # the _changes count the remembered recipients are valid for
+
+    @property
+    def clients(self) -> list[ClientPeer]:
+        return self._clients
+
+    @clients.setter
+    def clients(self, peers: list[ClientPeer]) -> None:
+        self._clients = _PeerList(peers)
+        _changed()
+
+    @property
+    def drivers(self) -> list[DriverPeer]:
+        return self._drivers
+
+    @drivers.setter
+    def drivers(self, peers: list[DriverPeer]) -> None:
+        self._drivers = _PeerList(peers)
+        _changed()
+
+    def recipients(self, device: str, name: str, is_blob: bool) -> tuple[list[ClientPeer], list[DriverPeer]]:
+        """The clients (the reference's q2Clients rules, BLOB modes per property and per device)
+        and the snooping drivers that want a driver's message for device and name, closed or not."""
+        if self._seen != _changes[0]:
+            self._recipients.clear()
+            self._seen = _changes[0]
+        key = (device, name, is_blob)
+        found = self._recipients.get(key)
+        if found is not None:
+            return found
+        clients = []
+        for client in self._clients:
+            interest = client.interest
+            if not (interest.all_props or not device or device in interest.devices
+                    or (device, name) in interest.properties):
+                continue
+            mode = interest.blob_mode(device, name)
+            if (mode is BLOBMode.NEVER) if is_blob else (mode is BLOBMode.ONLY):
+                continue
+            clients.append(client)
+        snoopers = []
+        for driver in self._drivers:
+            mode = driver.snoops.mode(device, name)
+            if mode is None or ((mode is BLOBMode.NEVER) if is_blob else (mode is BLOBMode.ONLY)):
+                continue
+            snoopers.append(driver)
+        if len(self._recipients) >= _ROUTE_CACHE_SIZE:
+            self._recipients.clear()
+        found = self._recipients[key] = (clients, snoopers)
+        return found
 
     # ------------------------------------------------------------------ messages from clients
     def from_client(self, client: ClientPeer, frame: Frame) -> None:
@@ -224,7 +341,7 @@ class Router:
         everyone = not device or device[0] == "*"
         remotes_seen: set[str] = set()
         delivered = False
-        for driver in self.drivers:
+        for driver in self._drivers:
             if driver.closed:
                 continue
             remote = driver.remote_uid
@@ -262,7 +379,7 @@ class Router:
         if tag == "enableBLOB":
             driver.snoops.enable_blob(device, name, _blob_mode(frame))
             # A snooped device on another server only sends BLOBs if asked there.
-            for owner in self.drivers:
+            for owner in self._drivers:
                 if owner.remote_uid is not None and device in owner.devices and not owner.closed:
                     owner.send(frame.raw)
             return
@@ -275,37 +392,25 @@ class Router:
                 self.log(f"{driver.label}: owns device '{device}'")
         is_blob = tag == "setBLOBVector"
         stream = check_blobs(frame, over_pipe=True) if is_blob else False
-        self._to_clients(frame, device, name, is_blob, None, stream)
-        self._to_snoopers(driver, frame, device, name, is_blob)
+        clients, snoopers = self.recipients(device, name, is_blob)
+        for client in clients:
+            if not client.closed:
+                client.deliver(frame, stream)
+        if snoopers:
+            self._to_snoopers(driver, frame, device, name, is_blob)
 
     def _to_clients(self, frame: Frame, device: str, name: str, is_blob: bool,
                     exclude: ClientPeer | None, stream: bool = False) -> None:
         """The reference's q2Clients, with BLOB modes per property and per device."""
-        for client in self.clients:
-            if client is exclude or client.closed:
-                continue
-            interest = client.interest
-            if not (interest.all_props or not device or device in interest.devices
-                    or (device, name) in interest.properties):
-                continue
-            mode = interest.blob_mode(device, name)
-            if is_blob:
-                if mode is BLOBMode.NEVER:
-                    continue
-            elif mode is BLOBMode.ONLY:
-                continue
-            client.deliver(frame, stream)
+        for client in self.recipients(device, name, is_blob)[0]:
+            if client is not exclude and not client.closed:
+                client.deliver(frame, stream)
 
     def _to_snoopers(self, origin: DriverPeer | None, frame: Frame, device: str, name: str,
                      is_blob: bool) -> None:
         origin_remote = origin.remote_uid if origin is not None else None
-        for driver in self.drivers:
+        for driver in self.recipients(device, name, is_blob)[1]:
             if driver.closed:
-                continue
-            mode = driver.snoops.mode(device, name)
-            if mode is None:
-                continue
-            if (mode is BLOBMode.NEVER) if is_blob else (mode is BLOBMode.ONLY):
                 continue
             if origin_remote is not None and driver.remote_uid == origin_remote:
                 continue  # that server handles its own snoops
@@ -314,7 +419,7 @@ class Router:
     def _to_upstream_servers(self, driver: DriverPeer, frame: Frame) -> None:
         """The reference's q2Servers: a driver's snoop request also goes to chained servers that
         connected to us, so that devices living there can be snooped from here."""
-        for client in self.clients:
+        for client in self._clients:
             if client.closed:
                 continue
             interest = client.interest
