@@ -538,7 +538,7 @@ def test_cooler_ramps_to_the_target(camera):
 
 # ------------------------------------------------------------------------------- 7. local upload
 def test_local_upload_numbers_files_in_the_upload_directory(camera, tmp_path):
-    folder = tmp_path / "uploads"
+    folder = tmp_path / "home" / "uploads"    # uploads may only go inside the home directory (HOME=tmp_path/home)
     folder.mkdir()
     (folder / "M42_004.fits").write_bytes(b"")           # an earlier session's last image
     camera.settled(CAMERA, "UPLOAD_SETTINGS", "Text", UPLOAD_DIR=str(folder), UPLOAD_PREFIX="M42_XXX")

@@ -17,8 +17,10 @@ from .. import __version__
 from ..protocol import DEFAULT_MAX_ELEMENT
 from .drivers import DriverSpec, parse_remote
 from .fifo import is_fifo
+from .links import tune_allocator
 from .log import Log
 from .paths import DriverNotFound, find_driver
+from .security import DEFAULT_TLS_PORT, AccessList, parse_network, tls_context
 from .server import DEFAULT_PORT, MB, Server, ServerConfig, UserError
 
 __all__ = ["main", "run", "build_config", "parser"]
@@ -30,6 +32,13 @@ for the devices of another INDI server.
 
 Reference indiserver options that the spec gives other letters are available as long options:
 --max-restarts (reference -r), --fifo (-f), --log-dir (-l), --stream-drop (-d), -u.
+
+Security (none of it is in the reference server; nothing changes unless asked):
+  --listen 127.0.0.1               accept clients on this machine only (repeat for more addresses)
+  --allow 192.168.1.0/24           close at once, with a log line, connections from other networks
+  --tls-cert cert.pem --tls-key key.pem
+                                   also serve TLS on its own port, --tls-port (default 7625); plain
+                                   TCP stays on -p for KStars/Ekos and other libindi clients
 """
 
 
@@ -102,6 +111,17 @@ def parser() -> argparse.ArgumentParser:
                    help="drop video stream frames for a client this far behind (default 5, 0 disables)")
     p.add_argument("--max-element", type=_positive_mb, metavar="MB",
                    help=f"largest XML element accepted, BLOBs included (default {DEFAULT_MAX_ELEMENT // MB})")
+    p.add_argument("--listen", action="append", default=[], metavar="ADDR",
+                   help="listen on this local address only, for -p and --tls-port (repeatable; default: "
+                        "every interface)")
+    p.add_argument("--allow", action="append", default=[], metavar="CIDR",
+                   help="serve only clients from this network, e.g. 192.168.1.0/24 or 127.0.0.1 (repeatable; "
+                        "default: everyone); others are closed at once with a log line")
+    p.add_argument("--tls-cert", metavar="FILE", help="PEM certificate (chain): also serve TLS on --tls-port")
+    p.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert (if it is not in that file)")
+    p.add_argument("--tls-port", type=_port, metavar="PORT",
+                   help=f"TCP port for TLS clients (default {DEFAULT_TLS_PORT}; 0 picks a free one); plain "
+                        f"clients keep -p")
     p.add_argument("--status", metavar="PATH",
                    help="answer on this local socket with the server's status as JSON (used by indi-web)")
     p.add_argument("--version", action="version", version=f"indiserver {__version__} (INDI protocol 1.7)")
@@ -155,6 +175,7 @@ def build_config(argv: list[str]) -> tuple[ServerConfig, Log]:
         config.max_restarts = args.max_restarts
     config.unix_socket = args.unix_socket
     config.status_socket = args.status
+    _security(args, config)
     for directory in args.driver_dirs:
         if not os.path.isdir(directory):
             raise UserError(f"driver directory {directory} (-l) does not exist: give an existing directory")
@@ -209,8 +230,34 @@ def build_config(argv: list[str]) -> tuple[ServerConfig, Log]:
     return config, Log(args.verbose, stream)
 
 
+def _security(args: argparse.Namespace, config: ServerConfig) -> None:
+    """--listen, --allow and TLS: checked here, so that a mistake stops the server before it starts."""
+    for address in args.listen:
+        if not address.strip().strip("[]"):
+            raise UserError("--listen needs an address, such as 127.0.0.1 or ::1", 2)
+    config.listen = [a.strip() for a in args.listen]
+    try:
+        config.allow = AccessList([parse_network(text) for text in args.allow])
+    except ValueError as exc:
+        raise UserError(str(exc), 2) from None
+    if args.tls_cert is None:
+        if args.tls_key is not None or args.tls_port is not None:
+            option = "--tls-key" if args.tls_key is not None else "--tls-port"
+            raise UserError(f"{option} needs --tls-cert FILE (the server's certificate)", 2)
+        return
+    try:
+        config.tls = tls_context(args.tls_cert, args.tls_key)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.tls_port is not None:
+        config.tls_port = args.tls_port
+    if config.tls_port == config.port and config.port != 0:
+        raise UserError(f"--tls-port {config.tls_port} is the plain port (-p): give TLS a port of its own", 2)
+
+
 def run(config: ServerConfig, log: Log) -> int:
     server = Server(config, log)
+    tune_allocator()
     try:
         import uvloop  # type: ignore[import-not-found]
         runner = uvloop.run

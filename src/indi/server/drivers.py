@@ -5,6 +5,12 @@ by line. When it exits (or misbehaves, or stops reading, or grows past the memor
 get delProperty for its devices and it is restarted with backoff, up to --max-restarts times; the
 count starts again after a minute of healthy running. A remote server that cannot be reached or
 goes away is retried with backoff for as long as the server runs.
+
+Everything a driver or remote server sends is checked to be well-formed XML before it is routed
+(clients' libindi parsers give up on the connection at the first error, so one bad element would
+cut every client off): a peer that sends malformed XML is dropped. A local driver runs in a process
+group of its own; when it exits, what it left running in that group is sent SIGTERM, so that no
+helper process outlives it (one that puts itself in another group, as daemons do, is left alone).
 """
 
 from __future__ import annotations
@@ -13,10 +19,12 @@ import asyncio
 import ctypes
 import fcntl
 import os
+import re
 import signal
 import socket
 import subprocess
 import time
+import xml.parsers.expat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -36,6 +44,77 @@ EOF_GRACE = 1.0             # seconds a driver has to exit on end-of-file before
 TERM_GRACE = 2.0            # seconds between SIGTERM and SIGKILL
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 PIPE_SIZE = 1 << 20
+
+
+# C0 control characters other than tab, newline and carriage return: not XML, but lilxml (libindi's
+# parser, in drivers and clients alike) passes them, so they are not a reason to drop a driver.
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_BLANK_CONTROLS = bytes.maketrans(bytes(c for c in range(32) if c not in (9, 10, 13)), b" " * 29)
+_ONE_BLOB = re.compile(rb"<oneBLOB\b(?:[^>\"']|\"[^\"]*\"|'[^']*')*>")
+
+# Shapes of elements already found well-formed: the bytes with every digit made 0. Changing digits
+# cannot make a well-formed element malformed (names keep their first character, and elements with
+# character references, "&#...;", are never remembered), and a driver repeats a few shapes with
+# new numbers and timestamps, so most of its messages are checked by one translate and one lookup.
+_SHAPE = bytes.maketrans(b"123456789", b"000000000")
+_SHAPES: set[bytes] = set()
+SHAPES_MAX = 4096           # shapes remembered (then forgotten all at once)
+SHAPE_SIZE_MAX = 2048       # longer elements are always parsed
+
+
+def check_xml(raw: bytes, tag: str) -> None:
+    """Raise Misbehaving unless ``raw`` is one well-formed element.
+
+    As lenient as lilxml where lilxml is: control characters and undefined entities (``&deg;``)
+    pass. BLOB data is not handed to expat, only checked to hold no markup ('<' or '&') at the
+    speed of memchr, so that checking a 100 MB image costs next to nothing.
+    """
+    shape = None
+    if len(raw) <= SHAPE_SIZE_MAX:
+        shape = raw.translate(_SHAPE)
+        if shape in _SHAPES:
+            return
+    parser = xml.parsers.expat.ParserCreate("ISO-8859-1")
+    parser.UseForeignDTD(True)  # an undefined entity could be defined there: not an error
+    try:
+        if tag == "setBLOBVector" and b"<oneBLOB" in raw:
+            pos = 0
+            while (m := _ONE_BLOB.search(raw, pos)) is not None:
+                body = m.end()
+                if raw[body - 2] == 0x2F:  # <oneBLOB .../>: no data
+                    _parse(parser, raw[pos:body], False)
+                    pos = body
+                    continue
+                # The first '<' after the data (memchr) is normally its end tag; a multi-byte find
+                # over megabytes of base64 would cost ten times as much.
+                end = raw.find(b"<", body)
+                if end >= 0 and raw.startswith(b"</oneBLOB", end):
+                    if raw.find(b"&", body, end) >= 0:
+                        raise Misbehaving("malformed XML: markup inside BLOB data")
+                else:
+                    end = raw.find(b"</oneBLOB", body)
+                    if end < 0:
+                        break
+                    if raw.find(b"<", body, end) >= 0 or raw.find(b"&", body, end) >= 0:
+                        raise Misbehaving("malformed XML: markup inside BLOB data")
+                _parse(parser, raw[pos:body], False)
+                pos = end
+            _parse(parser, raw[pos:], True)
+        else:
+            _parse(parser, raw, True)
+    except xml.parsers.expat.ExpatError as exc:
+        raise Misbehaving(f"malformed XML: {xml.parsers.expat.ErrorString(exc.code)} "
+                          f"at line {exc.lineno} column {exc.offset}") from None
+    if shape is not None and b"&#" not in raw:
+        if len(_SHAPES) >= SHAPES_MAX:
+            _SHAPES.clear()
+        _SHAPES.add(shape)
+
+
+def _parse(parser, data: bytes, final: bool) -> None:
+    if _CONTROL.search(data):
+        data = data.translate(_BLANK_CONTROLS)
+    parser.Parse(data, final)
 
 
 def restart_delay(restart: int) -> float:
@@ -84,6 +163,7 @@ class DriverLink(Link):
                 log(f"{self.label}: read <{frame.tag} device='{frame.attrs.get('device', '')}' "
                     f"name='{frame.attrs.get('name', '')}'>")
         try:
+            check_xml(frame.raw, frame.tag)
             self.server.driver_frame(self, frame)
         except Misbehaving as exc:
             self.misbehaved(str(exc))
@@ -143,12 +223,13 @@ class LocalDriver(DriverLink):
             proc = subprocess.Popen([spec.name], executable=executable, stdin=in_r, stdout=out_w, stderr=err_w,
                                     env=env, close_fds=True, start_new_session=True,
                                     preexec_fn=_die_with_parent)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in an argument or the environment
             for fd in (in_r, in_w, out_r, out_w, err_r, err_w):
                 os.close(fd)
-            self.log(f"{self.label}: cannot start {executable}: {exc.strerror or exc}")
+            reason = getattr(exc, "strerror", None) or str(exc)
+            self.log(f"{self.label}: cannot start {executable}: {reason}")
             self.started_at = time.monotonic()
-            self.last_exit = f"cannot start: {exc.strerror or exc}"
+            self.last_exit = f"cannot start: {reason}"
             self._finished()
             return
         for fd in (in_r, out_w, err_w):
@@ -175,14 +256,31 @@ class LocalDriver(DriverLink):
         self.send(b'<getProperties version="1.7"/>\n')
 
     def poll_exit(self) -> None:
-        if self.proc is not None and not self._reaped and self.proc.poll() is not None:
+        if self.proc is not None and not self._reaped and self._has_exited():
             self._on_exit()
+
+    def _has_exited(self) -> bool:
+        """Whether the process has exited, leaving it unreaped: while it is a zombie its pid, which is
+        also its process group's id, cannot be given to another process."""
+        try:
+            return os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True     # already reaped
+        except OSError:
+            return self.proc.poll() is not None
 
     def _on_exit(self) -> None:
         proc = self.proc
         if proc is None or self._reaped:
             return
-        if proc.poll() is None:
+        if not self._has_exited():
+            return
+        # Whatever it started and left behind in its process group goes with it.
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except OSError:
+            pass
+        if proc.poll() is None:  # pragma: no cover - waitid said it had exited
             return
         self._reaped = True
         if self._pidfd >= 0:
@@ -361,6 +459,7 @@ class LocalDriver(DriverLink):
         if self._restart_timer is not None:
             self._restart_timer.cancel()
             self._restart_timer = None
+            self.log(f"{self.label}: stopped while waiting to restart (after #{self.restarts} restarts)")
             self.state = "stopped"
             self.server.driver_removed(self)
             return
@@ -383,6 +482,18 @@ class LocalDriver(DriverLink):
                 "state": self.state, "pid": self.pid, "started": self.started_wall, "restarts": self.restarts,
                 "devices": sorted(self.devices), "last_exit": self.last_exit, "queued": self.queued,
                 "bytes_in": self.bytes_in, "bytes_out": self.bytes_out}
+
+
+def _keepalive(sock: socket.socket) -> None:
+    """TCP keepalive probes after 30 s of silence, every 10 s, 3 of them: a remote server whose
+    machine vanished from the network (no reset ever comes) is noticed in about a minute."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, option):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+            except OSError:
+                pass
 
 
 def parse_remote(spec: str) -> tuple[str, str, int]:
@@ -449,7 +560,7 @@ class RemoteDriver(DriverLink):
                 await asyncio.sleep(delay)
                 continue
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            _keepalive(sock)
             fd = sock.detach()
             self.attempts = 0
             self.state = "connected"
@@ -463,6 +574,12 @@ class RemoteDriver(DriverLink):
                 # included); the plain request then makes its drivers define their properties.
                 self.send(b'<getProperties device="*" version="1.7"/>\n<getProperties version="1.7"/>\n')
             return
+
+    def send(self, data: bytes) -> None:
+        super().send(data)
+        if self.queued > self.server.max_queue and not self.closed:
+            self._lost(f"{self.queued} bytes behind: it has stopped reading (limit "
+                       f"{self.server.max_queue >> 20} MB, see -m)")
 
     @staticmethod
     def _quoted(text: str) -> str:
@@ -502,6 +619,9 @@ class RemoteDriver(DriverLink):
         if not self.closed:
             self.detach()
             self.server.router.driver_gone(self)
+            self.log(f"{self.label}: connection to {self.host}:{self.port} closed")
+        else:
+            self.log(f"{self.label}: stopped ({self.state})")
         self.state = "stopped"
         self.server.driver_removed(self)
 

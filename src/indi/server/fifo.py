@@ -7,6 +7,13 @@ One command a line, as the reference server reads them::
     start "Dev Name"@host:port
 
 The FIFO is opened read-write, so it never reports end-of-file when a writer closes it.
+
+A line is data, never shell: it is split into words with shell-like quoting (shlex), and nothing
+else of the shell applies. ``$(...)``, backquotes, ``;``, ``|``, globs and variables are parts of
+words; the driver word names an executable that is run directly, with its argument list, so
+``start "x; rm -rf ~"`` looks for a driver of that odd name and logs that there is none. Values
+go to the driver's environment (INDIDEV, INDICONFIG, ...) as they are; a NUL character, which no
+environment can hold, makes the line invalid.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ class FifoCommand:
 def parse_fifo_command(line: str) -> FifoCommand:
     """Parse one FIFO line; ValueError with a message for the log if it is not a command."""
     text = line.strip()
+    if "\0" in text:
+        raise ValueError(f"FIFO command {text.replace(chr(0), '^@')!r} contains a NUL character")
     try:
         words = shlex.split(text)
     except ValueError as exc:

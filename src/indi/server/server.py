@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import stat
 import sys
 import time
@@ -27,6 +28,7 @@ from .fifo import FifoReader, parse_fifo_command
 from .log import Log
 from .paths import DriverNotFound, find_driver
 from .routing import Router
+from .security import DEFAULT_TLS_PORT, AccessList, ListenError, RateLimitedLog, TlsRelay, bind_all
 
 __all__ = ["Server", "ServerConfig", "UserError", "DEFAULT_PORT"]
 
@@ -47,7 +49,10 @@ class UserError(Exception):
 @dataclass
 class ServerConfig:
     port: int = DEFAULT_PORT
-    host: str = ""
+    listen: list[str] = field(default_factory=list)     # local addresses (--listen); none: all interfaces
+    allow: AccessList = field(default_factory=lambda: AccessList([]))  # --allow networks; none: everyone
+    tls: ssl.SSLContext | None = None       # --tls-cert/--tls-key
+    tls_port: int = DEFAULT_TLS_PORT
     unix_socket: str | None = None
     drivers: list[DriverSpec] = field(default_factory=list)
     remotes: list[str] = field(default_factory=list)
@@ -64,16 +69,6 @@ class ServerConfig:
     driver_dirs: list[str] = field(default_factory=list)
     max_element: int = DEFAULT_MAX_ELEMENT
     status_socket: str | None = None        # a unix socket that answers with the status as JSON
-
-
-def _port_error(port: int, exc: OSError) -> str:
-    if exc.errno == errno.EADDRINUSE:
-        return (f"cannot listen on port {port}: Address already in use. Another indiserver may be "
-                f"running: stop it, or choose another port with -p PORT")
-    if exc.errno == errno.EACCES:
-        return (f"cannot listen on port {port}: Permission denied. Ports below 1024 need root: "
-                f"choose a port above 1023 with -p PORT")
-    return f"cannot listen on port {port}: {exc.strerror or exc}"
 
 
 class Server:
@@ -102,6 +97,11 @@ class Server:
         self.retired: deque = deque(maxlen=50)   # drivers that stopped or gave up, for status
         self._status_sock: socket.socket | None = None
         self._status_tasks: set[asyncio.Task[None]] = set()
+        self.tls_port: int | None = None
+        self._tls_listeners: set[int] = set()
+        self._tls_relays: set[TlsRelay] = set()
+        self._tls_tasks: set[asyncio.Task[None]] = set()
+        self._refusals = RateLimitedLog(log)
 
     # ------------------------------------------------------------------------------- running
     async def run(self) -> int:
@@ -118,6 +118,9 @@ class Server:
                                 f"mkfifo {self.config.fifo}") from None
             if self.log.v:
                 self.log(f"listening to FIFO {self.config.fifo}")
+            if os.fstat(self.fifo.fd).st_mode & stat.S_IWOTH:
+                self.log(f"warning: FIFO {self.config.fifo} is writable by every user of this machine, who can "
+                         f"then start any program as you: chmod o-w {self.config.fifo}")
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             self.loop.add_signal_handler(sig, self.request_stop, sig.name)
         if not hasattr(os, "pidfd_open"):
@@ -170,6 +173,10 @@ class Server:
         for client in list(self.router.clients):
             client.flush()
             client.close("server shutting down", problem=False)
+        for task in list(self._tls_tasks):
+            task.cancel()
+        for relay in list(self._tls_relays):
+            relay.close()
 
     def _local_alive(self) -> bool:
         return any(isinstance(d, LocalDriver) and d.pid is not None for d in self.router.drivers)
@@ -178,17 +185,27 @@ class Server:
     def _listen(self) -> None:
         config = self.config
         try:
-            if not config.host and socket.has_dualstack_ipv6():
-                sock = socket.create_server(("", config.port), family=socket.AF_INET6, dualstack_ipv6=True,
-                                            backlog=256)
-            else:
-                sock = socket.create_server((config.host, config.port), backlog=256)
-        except OSError as exc:
-            raise UserError(_port_error(config.port, exc)) from None
-        except socket.gaierror as exc:  # pragma: no cover - subclass of OSError on some versions
-            raise UserError(f"cannot listen on {config.host}: {exc}") from None
-        self.port = sock.getsockname()[1]
-        self._add_listener(sock)
+            plain = bind_all(config.listen, config.port, "")
+        except ListenError as exc:
+            raise UserError(str(exc)) from None
+        try:
+            tls = bind_all(config.listen, config.tls_port, " (TLS)") if config.tls is not None else []
+        except ListenError as exc:
+            for sock in plain:
+                sock.close()
+            raise UserError(str(exc)) from None
+        self.port = plain[0].getsockname()[1]
+        for sock in tls:
+            self._add_listener(sock)
+            self._tls_listeners.add(sock.fileno())
+        if tls:
+            self.tls_port = tls[0].getsockname()[1]
+            if self.log.v:
+                self.log(f"listening to TLS port {self.tls_port} on fd {tls[0].fileno()}")
+        for sock in plain:
+            self._add_listener(sock)
+        if config.allow.networks and self.log.v:
+            self.log(f"serving clients from {config.allow} only")
         if config.unix_socket:
             path = config.unix_socket
             unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -206,7 +223,7 @@ class Server:
                 self.log(f"Local server: listening on local domain at: @{path.lstrip('@')}")
         # Logged last: scripts and tests wait for this line before they connect, to either socket.
         if self.log.v:
-            self.log(f"listening to port {self.port} on fd {sock.fileno()}")
+            self.log(f"listening to port {self.port} on fd {plain[0].fileno()}")
 
     def _add_listener(self, sock: socket.socket) -> None:
         sock.setblocking(False)
@@ -228,21 +245,54 @@ class Server:
                     return
                 continue
             if conn.family != socket.AF_UNIX:
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
                 host, port = address[0], address[1]
                 if host.startswith("::ffff:"):
                     host = host[7:]
                 where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                if not self.config.allow.allows(host):
+                    conn.close()
+                    self._refusals(host, f"refused connection from {where}: not in an allowed network "
+                                         f"(--allow {self.config.allow})")
+                    continue
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                if listener.fileno() in self._tls_listeners:
+                    self._start_tls(conn, where)
+                    continue
             else:
                 where = "local socket"
-            self._client_seq += 1
-            client = ClientLink(self, self._client_seq, where)
-            fd = conn.detach()
-            client.attach(fd, fd)
-            self.router.clients.append(client)
-            if self.log.v:
-                self.log(f"{client.label}: new arrival from {where} - welcome!")
+            self._add_client(conn.detach(), where)
+
+    def _add_client(self, fd: int, where: str, how: str = "") -> ClientLink:
+        self._client_seq += 1
+        client = ClientLink(self, self._client_seq, where)
+        client.attach(fd, fd)
+        self.router.clients.append(client)
+        if self.log.v:
+            self.log(f"{client.label}: new arrival from {where}{how} - welcome!")
+        return client
+
+    def _start_tls(self, conn: socket.socket, where: str) -> None:
+        """Handshake in a task of its own; the client is served once it is done."""
+        relay = TlsRelay(self.loop, self.config.tls, self._tls_relays.discard)
+        self._tls_relays.add(relay)
+        task = self.loop.create_task(self._tls_handshake(relay, conn, where))
+        self._tls_tasks.add(task)
+        task.add_done_callback(self._tls_tasks.discard)
+
+    async def _tls_handshake(self, relay: TlsRelay, conn: socket.socket, where: str) -> None:
+        host = where.rsplit(":", 1)[0]
+        try:
+            fd = await relay.start(conn)
+        except (OSError, ssl.SSLError) as exc:
+            reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            self._refusals("tls " + host, f"TLS client {where}: handshake failed: {reason}: closing")
+            return
+        if self._shutting_down:
+            os.close(fd)
+            relay.close()
+            return
+        self._add_client(fd, where, f" over {relay.version}")
 
     def _resume_accept(self, listener: socket.socket) -> None:
         if not self._shutting_down and listener.fileno() >= 0:
@@ -422,6 +472,7 @@ class Server:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.bind(path)
+            os.chmod(path, 0o600)   # the status names clients' addresses: for this user only
             sock.listen(16)
         except OSError as exc:
             sock.close()

@@ -40,7 +40,7 @@ from ..driver import (
 )
 from ..protocol import format_sexagesimal
 from . import astro, sky
-from .ccdfiles import card, clean_prefix, encode, upload_name
+from .ccdfiles import card, check_upload_dir, clean_prefix, encode, upload_name
 
 __all__ = ["CameraSimulator", "Chip", "FILTERS", "AMBIENT", "PEDESTAL"]
 
@@ -522,6 +522,9 @@ class CameraSimulator(Device):
         try:
             path = upload_name(directory, self.upload_settings.value("UPLOAD_PREFIX"), extension, now)
             path.write_bytes(data)
+        except ValueError as exc:
+            self.error(f"Unable to save image file: {exc}")
+            return
         except OSError as exc:
             self.error(f"Unable to save image file ({directory}). {exc.strerror or exc}")
             return
@@ -670,6 +673,15 @@ class CameraSimulator(Device):
 
     @handles("UPLOAD_SETTINGS")
     def _on_upload_settings(self, vector: TextVector, values: dict) -> None:
+        """The prefix is made a plain file name; a directory outside the allowed ones (the home
+        directory and INDI_UPLOAD_DIRS, see ccdfiles) is refused: nothing changes, state Alert."""
+        if "UPLOAD_DIR" in values:
+            try:
+                check_upload_dir(values["UPLOAD_DIR"])
+            except ValueError as exc:
+                self.error(f"Upload directory refused: {exc}")
+                vector.send(state=ALERT)
+                return
         if "UPLOAD_PREFIX" in values:
             cleaned = clean_prefix(values["UPLOAD_PREFIX"])
             if cleaned != values["UPLOAD_PREFIX"]:

@@ -1,5 +1,20 @@
 """Image files for the CCD simulators: FITS built with cfitsio (through fitsio, as libindi does),
-header cards written as libindi writes them, and local uploads named as libindi names them."""
+header cards written as libindi writes them, and local uploads named as libindi names them.
+
+Where local uploads may go. A client chooses the directory (UPLOAD_SETTINGS.UPLOAD_DIR) and the
+file name prefix (UPLOAD_PREFIX); libindi writes wherever it is told, so any client of the server
+could make the driver create directories and fill files anywhere its user may write. Here:
+
+- the prefix is a file name, never a path: separators and NUL are removed, "." and ".." refused;
+- the directory must be absolute or start with "~" (a relative one is taken from the home
+  directory), must not contain a ".." component, and once symbolic links are resolved must lie
+  inside the home directory of the user the driver runs as, or inside one of the directories
+  listed in the environment variable INDI_UPLOAD_DIRS (separated by ":"), which the person who
+  starts the server sets (``INDI_UPLOAD_DIRS=/mnt/data:/media indiserver ...``).
+
+A directory outside these is refused when it is set, with the property in Alert and a message
+that says why, and checked again before each save (a link may have changed since).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +28,9 @@ from pathlib import Path
 import fitsio
 import numpy as np
 
-__all__ = ["card", "encode", "upload_name", "clean_prefix"]
+__all__ = ["card", "encode", "upload_name", "clean_prefix", "check_upload_dir", "upload_roots", "UPLOAD_DIRS_ENV"]
+
+UPLOAD_DIRS_ENV = "INDI_UPLOAD_DIRS"
 
 
 
@@ -73,11 +90,38 @@ def clean_prefix(prefix: str) -> str:
     return cleaned if cleaned.strip(".") else "IMAGE_XXX"
 
 
+def upload_roots() -> list[Path]:
+    """The directories uploads may go into: the home directory, then those of INDI_UPLOAD_DIRS."""
+    roots = [os.path.expanduser("~")] + [d for d in os.environ.get(UPLOAD_DIRS_ENV, "").split(os.pathsep) if d]
+    return list(dict.fromkeys(Path(os.path.realpath(os.path.expanduser(d))) for d in roots))
+
+
+def check_upload_dir(directory: str) -> Path:
+    """The directory a client asked for, or ValueError with the reason it may not be used."""
+    text = directory.strip()
+    if not text:
+        raise ValueError("the upload directory is empty")
+    if "\0" in text:
+        raise ValueError("the upload directory contains a NUL character")
+    path = Path(text).expanduser()
+    if ".." in path.parts:
+        raise ValueError(f"{text}: '..' is not allowed in an upload directory")
+    if not path.is_absolute():
+        path = Path(os.path.expanduser("~")) / path
+    real = Path(os.path.realpath(path))
+    roots = upload_roots()
+    if not any(real == root or root in real.parents for root in roots):
+        raise ValueError(f"{text} is outside the directories uploads may go to ({', '.join(map(str, roots))}); "
+                         f"whoever starts the server can add others with {UPLOAD_DIRS_ENV}=DIR:DIR")
+    return path
+
+
 def upload_name(directory: str, prefix: str, extension: str, now: str) -> Path:
     """Where libindi would save the next image: XXX becomes one more than the highest index of the
     files whose names contain the prefix (the digits between the last "_" and the last "."), and
-    ISO8601 becomes the time. The directory is created if needed."""
-    folder = Path(directory).expanduser()
+    ISO8601 becomes the time. The directory is created if needed; ValueError if it may not be
+    used (see check_upload_dir)."""
+    folder = check_upload_dir(directory)
     folder.mkdir(parents=True, exist_ok=True)
     prefix = clean_prefix(prefix)
     stem = prefix.replace("_ISO8601", "").replace("_XXX", "")
