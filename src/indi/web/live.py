@@ -226,6 +226,8 @@ class LiveBridge:
         self._task: asyncio.Task[None] | None = None
         self._events: asyncio.Queue[dict[str, Any]] | None = None
         self._last_status: str | None = None
+        self._blobs_on: set[str] = set()           # devices whose images the client asked for
+        self._tasks: set[asyncio.Task[None]] = set()   # enableBLOB requests being sent
 
     # ------------------------------------------------------------------------------ life cycle
     def start(self) -> None:
@@ -285,6 +287,7 @@ class LiveBridge:
 
     async def _drop_client(self) -> None:
         client, self.client = self.client, None
+        self._blobs_on.clear()
         if client is not None:
             await client.close()   # the devices' del messages go out from its _lost_model
         self.previews.clear()
@@ -313,16 +316,23 @@ class LiveBridge:
             case BlobReceived(prop=p, member=member, format=fmt, data=data) if data is not None:
                 self.image(p.device, p.name, member, fmt, bytes(data))
             case Disconnected(devices=devices):
+                self._blobs_on.clear()   # asked again of the next connection's devices
                 for device in devices:
                     self.forget(device, None)
                     self.emit({"type": "del", "device": device, "name": None})
 
     def _want_blobs(self, device: str, on: bool) -> None:
+        """Ask for a device's images (once), or stop them."""
         client = self.client
-        if client is None or not client.connected:
+        if client is None or not client.connected or (device in self._blobs_on) == on:
             return
-        mode = "Also" if on else "Never"
-        asyncio.get_running_loop().create_task(client.enable_blob(device, None, mode))
+        if on:
+            self._blobs_on.add(device)
+        else:
+            self._blobs_on.discard(device)
+        task = asyncio.get_running_loop().create_task(client.enable_blob(device, None, "Also" if on else "Never"))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------------------------ outgoing
     def broadcast(self, text: str) -> None:
