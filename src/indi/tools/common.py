@@ -28,7 +28,7 @@ from indi.protocol import Framer, FramingError
 __all__ = [
     "INDIV", "GIT_TAG", "DEFAULT_HOST", "DEFAULT_PORT", "DEFAULT_TIMEOUT", "XMLElement", "parse_element",
     "format_element", "Connection", "scan_flags", "atoi", "atof", "format_g", "out", "err", "flush_out",
-    "encode", "restore_default_signals", "Alarm", "ToolExit", "Tool",
+    "encode", "restore_default_signals", "Alarm", "ToolExit", "Tool", "tool_main",
 ]
 
 INDIV = "1.7"               # printf("%g", INDIV) in the reference tools
@@ -223,6 +223,21 @@ class Tool:
     def unknown_flag(self, ch: str) -> None:
         err(f"Unknown flag: {ch}\n")
         self.usage()
+
+    def run(self, argv: list[str]) -> int:
+        raise NotImplementedError
+
+
+def tool_main(tool: type[Tool], argv: list[str] | None) -> int:
+    """A tool's main(): C signal behaviour, its exit status, stdout flushed."""
+    restore_default_signals()
+    argv = list(sys.argv if argv is None else argv)
+    try:
+        code = tool(argv[0]).run(argv)
+    except ToolExit as exc:
+        code = exc.code
+    flush_out()
+    return code
 
 
 # ---------------------------------------------------------------------- lilxml-like element view

@@ -26,10 +26,9 @@ from .common import (
     atof,
     decode,
     err,
-    flush_out,
     format_g,
-    restore_default_signals,
     scan_flags,
+    tool_main,
 )
 from .expr import CompileError, EvalError, Expression
 
@@ -241,14 +240,7 @@ class Eval(Tool):
 
 
 def main(argv: list[str] | None = None) -> int:
-    restore_default_signals()
-    argv = list(sys.argv if argv is None else argv)
-    try:
-        code = Eval(argv[0]).run(argv)
-    except ToolExit as exc:
-        code = exc.code
-    flush_out()
-    return code
+    return tool_main(Eval, argv)
 
 
 if __name__ == "__main__":

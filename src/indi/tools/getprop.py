@@ -30,8 +30,8 @@ from .common import (
     err,
     flush_out,
     out,
-    restore_default_signals,
     scan_flags,
+    tool_main,
 )
 
 WILDCARD = "*"
@@ -333,14 +333,7 @@ class GetProp(Tool):
 
 
 def main(argv: list[str] | None = None) -> int:
-    restore_default_signals()
-    argv = list(sys.argv if argv is None else argv)
-    try:
-        code = GetProp(argv[0]).run(argv)
-    except ToolExit as exc:
-        code = exc.code
-    flush_out()
-    return code
+    return tool_main(GetProp, argv)
 
 
 if __name__ == "__main__":

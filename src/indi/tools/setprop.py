@@ -24,9 +24,8 @@ from .common import (
     ToolExit,
     XMLElement,
     err,
-    flush_out,
-    restore_default_signals,
     scan_flags,
+    tool_main,
 )
 
 # Settable kinds: (definition, its member, new vector, its member). -x/-n/-s index this table.
@@ -265,14 +264,7 @@ class SetProp(Tool):
 
 
 def main(argv: list[str] | None = None) -> int:
-    restore_default_signals()
-    argv = list(sys.argv if argv is None else argv)
-    try:
-        code = SetProp(argv[0]).run(argv)
-    except ToolExit as exc:
-        code = exc.code
-    flush_out()
-    return code
+    return tool_main(SetProp, argv)
 
 
 if __name__ == "__main__":
