@@ -147,6 +147,29 @@ class ClientLink(Link):
             self._dirty = True
             self.server.mark_dirty(self)
 
+    def deliver_many(self, raws: list[bytes], size: int) -> None:
+        """Queue several messages from a driver (none of them a BLOB; ``size`` is their length)."""
+        if self.closed:
+            return
+        queued = self.queued
+        if queued + size > self._max_queue:  # near the limit: one by one, dropped where deliver would
+            limit = self.server.max_queue
+            out = self._out
+            for data in raws:
+                if queued > limit:
+                    self.queued = queued
+                    self.close(f"{queued} bytes behind (limit {limit >> 20} MB, see -m): shutting down")
+                    return
+                out.append(data)
+                queued += len(data)
+        else:
+            self._out.extend(raws)
+            queued += size
+        self.queued = queued
+        if not self._dirty and not self._writer_on:
+            self._dirty = True
+            self.server.mark_dirty(self)
+
     def close(self, reason: str, problem: bool = True) -> None:
         """Drop the client; problems are logged at any verbosity, ordinary leaving with -v."""
         if self.closed:

@@ -196,10 +196,22 @@ class Link:
                          f"{framer.junk_sample[:80]!r}")
             framer.junk_skipped = 0
         self.messages_in += len(frames)
-        for frame in frames:
-            if self.closed:
-                return
-            self.on_frame(frame)
+        if len(frames) > 1:
+            # Driver messages of one read for the same clients are queued to them together.
+            router = self.server.router
+            router.begin_batch()
+            try:
+                for frame in frames:
+                    if self.closed:
+                        return
+                    self.on_frame(frame)
+            finally:
+                router.end_batch()
+        else:
+            for frame in frames:
+                if self.closed:
+                    return
+                self.on_frame(frame)
         if error is not None and not self.closed:
             self.on_failure(f"malformed XML: {error}")
 

@@ -190,6 +190,7 @@ class ClientPeer(Protocol):
 
     def send(self, data: bytes) -> None: ...
     def deliver(self, frame: Frame, is_blob: bool) -> None: ...
+    def deliver_many(self, raws: list[bytes], size: int) -> None: ...
 
 
 class DriverPeer(Protocol):
@@ -261,6 +262,12 @@ class Router:
         # (device, name, is_blob) -> the clients and the snooping drivers that want such a message
         self._recipients: dict[tuple[str, str, bool], tuple[list[ClientPeer], list[DriverPeer]]] = {}
         self._seen = -1  # the _changes count the remembered recipients are valid for
+        # While a link hands over the frames of one read (begin_batch), driver messages for the same
+        # recipients are gathered and queued to each client at once (see deliver_many).
+        self._batching = 0
+        self._batch_clients: list[ClientPeer] | None = None
+        self._batch: list[bytes] = []
+        self._batch_size = 0
 
     @property
     def clients(self) -> list[ClientPeer]:
@@ -279,6 +286,27 @@ class Router:
     def drivers(self, peers: list[DriverPeer]) -> None:
         self._drivers = _PeerList(peers)
         _changed()
+
+    def begin_batch(self) -> None:
+        """From now until end_batch(), a client may get driver messages queued together, in order,
+        when end_batch() comes or before anything else is sent to it (peers with deliver_many)."""
+        self._batching += 1
+
+    def end_batch(self) -> None:
+        self._batching -= 1
+        if not self._batching:
+            self.flush_batch()
+
+    def flush_batch(self) -> None:
+        """Queue the gathered messages to their clients."""
+        clients = self._batch_clients
+        if clients is None:
+            return
+        raws, size = self._batch, self._batch_size
+        self._batch_clients, self._batch, self._batch_size = None, [], 0
+        for client in clients:
+            if not client.closed:
+                client.deliver_many(raws, size)
 
     def recipients(self, device: str, name: str, is_blob: bool) -> tuple[list[ClientPeer], list[DriverPeer]]:
         """The clients (the reference's q2Clients rules, BLOB modes per property and per device)
@@ -313,6 +341,8 @@ class Router:
 
     # ------------------------------------------------------------------ messages from clients
     def from_client(self, client: ClientPeer, frame: Frame) -> None:
+        if self._batch_clients is not None:
+            self.flush_batch()
         tag = frame.tag
         attrs = frame.attrs
         device = attrs.get("device", "")
@@ -371,6 +401,7 @@ class Router:
 
         if tag == "getProperties":
             # A snoop: remember it, let chained servers know, and ask the owner to (re)define.
+            self.flush_batch()
             if device and driver.snoops.add(device, name) and self.verbose:
                 self.log(f"{driver.label}: snooping on {device}.{name}")
             self._to_upstream_servers(driver, frame)
@@ -393,15 +424,29 @@ class Router:
         is_blob = tag == "setBLOBVector"
         stream = check_blobs(frame, over_pipe=True) if is_blob else False
         clients, snoopers = self.recipients(device, name, is_blob)
-        for client in clients:
-            if not client.closed:
-                client.deliver(frame, stream)
+        if self._batching and not is_blob:
+            if clients is not self._batch_clients:
+                self.flush_batch()
+                if clients:
+                    self._batch_clients = clients
+            if clients:
+                raw = frame.raw
+                self._batch.append(raw)
+                self._batch_size += len(raw)
+        else:
+            if self._batch_clients is not None:
+                self.flush_batch()
+            for client in clients:
+                if not client.closed:
+                    client.deliver(frame, stream)
         if snoopers:
             self._to_snoopers(driver, frame, device, name, is_blob)
 
     def _to_clients(self, frame: Frame, device: str, name: str, is_blob: bool,
                     exclude: ClientPeer | None, stream: bool = False) -> None:
         """The reference's q2Clients, with BLOB modes per property and per device."""
+        if self._batch_clients is not None:
+            self.flush_batch()
         for client in self.recipients(device, name, is_blob)[0]:
             if client is not exclude and not client.closed:
                 client.deliver(frame, stream)
@@ -419,6 +464,8 @@ class Router:
     def _to_upstream_servers(self, driver: DriverPeer, frame: Frame) -> None:
         """The reference's q2Servers: a driver's snoop request also goes to chained servers that
         connected to us, so that devices living there can be snooped from here."""
+        if self._batch_clients is not None:
+            self.flush_batch()
         for client in self._clients:
             if client.closed:
                 continue
