@@ -38,10 +38,12 @@ def burst_request(count: int) -> bytes:
             f'  <oneNumber name="count">\n{count}\n  </oneNumber>\n</newNumberVector>\n').encode()
 
 
-def blob_request(count: int, size: int) -> bytes:
+def blob_request(count: int, size: int, enclen: bool = True) -> bytes:
+    """Ask for ``count`` BLOBs of ``size`` bytes, with libindi's ``enclen`` attribute or without it."""
     return (f'<newNumberVector device="Bench" name="blob" timestamp="{STAMP}">\n'
             f'  <oneNumber name="count">\n{count}\n  </oneNumber>\n'
-            f'  <oneNumber name="size">\n{size}\n  </oneNumber>\n</newNumberVector>\n').encode()
+            f'  <oneNumber name="size">\n{size}\n  </oneNumber>\n'
+            f'  <oneNumber name="enclen">\n{int(enclen)}\n  </oneNumber>\n</newNumberVector>\n').encode()
 
 
 def echo_request(value: int) -> bytes:
@@ -49,12 +51,13 @@ def echo_request(value: int) -> bytes:
             f'  <oneNumber name="value">\n{value}\n  </oneNumber>\n</newNumberVector>\n').encode()
 
 
-def blob_wire_size(size: int) -> int:
+def blob_wire_size(size: int, enclen: bool = True) -> int:
     """Bytes of one BLOB message as the driver writes it (base64 in 72-character lines)."""
-    enclen = 4 * ((size + 2) // 3)
+    length = 4 * ((size + 2) // 3)
+    attr = f' enclen="{length}"' if enclen else ""
     head = (f'<setBLOBVector device="Bench" name="image" state="Ok" timeout="60" timestamp="{STAMP}">\n'
-            f'    <oneBLOB name="image" size="{size}" format=".fits" enclen="{enclen}">\n')
-    return len(head) + enclen + (enclen + 71) // 72 + len("    </oneBLOB>\n</setBLOBVector>\n")
+            f'    <oneBLOB name="image" size="{size}" format=".fits"{attr}>\n')
+    return len(head) + length + (length + 71) // 72 + len("    </oneBLOB>\n</setBLOBVector>\n")
 
 
 def connect(port: int, timeout: float = 10.0) -> socket.socket:

@@ -5,7 +5,10 @@
  * It speaks INDI on stdin/stdout and owns one device, "Bench". It answers every getProperties with
  * its definitions, and a client drives it with newNumberVector:
  *   burst (count N)          -> N setNumberVector "seq" with sequence numbers 0..N-1
- *   blob  (count M, size S)  -> M setBLOBVector "image" of S bytes, base64 in 72-character lines
+ *   blob  (count M, size S, enclen E)
+ *                            -> M setBLOBVector "image" of S bytes, base64 in 72-character lines, with
+ *                               the enclen attribute as libindi writes it (E = 1, the default) or
+ *                               without it, as drivers outside libindi write them (E = 0)
  *   echo  (value V)          -> one setNumberVector "echo" carrying V back (round trips)
  * Output is built in a large buffer and written with plain write(2), so that the driver is never
  * what limits the server under test.
@@ -73,6 +76,8 @@ static const char DEFS[] =
     "    <defNumber name=\"count\" label=\"Count\" format=\"%.0f\" min=\"0\" max=\"1e9\" step=\"1\">\n0\n"
     "    </defNumber>\n"
     "    <defNumber name=\"size\" label=\"Size\" format=\"%.0f\" min=\"0\" max=\"1e9\" step=\"1\">\n0\n"
+    "    </defNumber>\n"
+    "    <defNumber name=\"enclen\" label=\"With enclen\" format=\"%.0f\" min=\"0\" max=\"1\" step=\"1\">\n1\n"
     "    </defNumber>\n"
     "</defNumberVector>\n"
     "<defBLOBVector device=\"Bench\" name=\"image\" label=\"Image\" group=\"Bench\" state=\"Idle\" "
@@ -183,17 +188,18 @@ static void make_blob(size_t size) {
     blob_enclen = enclen;
 }
 
-static void blobs(long count, long size) {
+static void blobs(long count, long size, int with_enclen) {
     if (size <= 0) size = 1;
     make_blob((size_t)size);
-    char head[512];
+    char head[512], enclen_attr[64] = "";
+    if (with_enclen) snprintf(enclen_attr, sizeof enclen_attr, " enclen=\"%zu\"", blob_enclen);
     static const char tail[] = "    </oneBLOB>\n</setBLOBVector>\n";
     for (long i = 0; i < count; i++) {
         int n = snprintf(head, sizeof head,
                          "<setBLOBVector device=\"Bench\" name=\"image\" state=\"Ok\" timeout=\"60\" "
                          "timestamp=\"" STAMP "\">\n"
-                         "    <oneBLOB name=\"image\" size=\"%ld\" format=\".fits\" enclen=\"%zu\">\n",
-                         size, blob_enclen);
+                         "    <oneBLOB name=\"image\" size=\"%ld\" format=\".fits\"%s>\n",
+                         size, enclen_attr);
         put(head, (size_t)n);
         put(blob_body, blob_body_len);
         put(tail, sizeof tail - 1);
@@ -259,7 +265,8 @@ int main(void) {
                 if (vector_is(nv, close, "burst")) {
                     burst(member_long(nv, close, "count", 0));
                 } else if (vector_is(nv, close, "blob")) {
-                    blobs(member_long(nv, close, "count", 0), member_long(nv, close, "size", 0));
+                    blobs(member_long(nv, close, "count", 0), member_long(nv, close, "size", 0),
+                          member_long(nv, close, "enclen", 1) != 0);
                 } else if (vector_is(nv, close, "echo")) {
                     echo(nv, close);
                 }

@@ -25,7 +25,7 @@ def _vector(name: str, members: list[tuple[str, str]], perm: str) -> str:
 DEFS = (_vector("seq", [("seq", "Sequence"), ("value", "Value")], "ro")
         + _vector("echo", [("value", "Value")], "rw")
         + _vector("burst", [("count", "Count")], "rw")
-        + _vector("blob", [("count", "Count"), ("size", "Size")], "rw")
+        + _vector("blob", [("count", "Count"), ("size", "Size"), ("enclen", "With enclen")], "rw")
         + f'<defBLOBVector device="Bench" name="image" label="Image" group="Bench" state="Idle" perm="ro" '
           f'timeout="60" timestamp="{STAMP}">\n    <defBLOB name="image" label="Image"/>\n</defBLOBVector>\n'
         ).encode()
@@ -79,10 +79,11 @@ def burst(count: int) -> None:
         write_all(b"".join([SEQ % (i, i * 3) for i in range(start, min(count, start + step))]))
 
 
-def blobs(count: int, size: int) -> None:
+def blobs(count: int, size: int, with_enclen: bool = True) -> None:
     body, enclen = blob_body(max(size, 1))
+    enclen_attr = f' enclen="{enclen}"' if with_enclen else ""
     head = (f'<setBLOBVector device="Bench" name="image" state="Ok" timeout="60" timestamp="{STAMP}">\n'
-            f'    <oneBLOB name="image" size="{max(size, 1)}" format=".fits" enclen="{enclen}">\n').encode()
+            f'    <oneBLOB name="image" size="{max(size, 1)}" format=".fits"{enclen_attr}>\n').encode()
     tail = b"    </oneBLOB>\n</setBLOBVector>\n"
     for _ in range(count):
         write_all(head)
@@ -100,16 +101,16 @@ def handle(element: re.Match[bytes]) -> None:
     name = m.group(1) if m else b""
     members = dict(_MEMBER.findall(text))
 
-    def number(key: bytes) -> int:
+    def number(key: bytes, default: bytes = b"0") -> int:
         try:
-            return int(float(members.get(key, b"0")))
+            return int(float(members.get(key, default)))
         except ValueError:
             return 0
 
     if name == b"burst":
         burst(number(b"count"))
     elif name == b"blob":
-        blobs(number(b"count"), number(b"size"))
+        blobs(number(b"count"), number(b"size"), number(b"enclen", b"1") != 0)
     elif name == b"echo":
         write_all(ECHO % members.get(b"value", b"0")[:64])
 

@@ -16,7 +16,6 @@ helper process outlives it (one that puts itself in another group, as daemons do
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import fcntl
 import os
 import re
@@ -28,6 +27,7 @@ import xml.parsers.expat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..childproc import die_with_parent
 from ..protocol import Frame
 from .links import Link
 from .log import describe_xml
@@ -134,15 +134,6 @@ class DriverSpec:
     from_fifo: bool = False
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask the kernel to SIGTERM the driver if the server dies, so nothing is left behind."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 class DriverLink(Link):
     """What local drivers and remote servers share: the devices they own, their snoops, and
     handing their messages to the server."""
@@ -222,7 +213,7 @@ class LocalDriver(DriverLink):
         try:
             proc = subprocess.Popen([spec.name], executable=executable, stdin=in_r, stdout=out_w, stderr=err_w,
                                     env=env, close_fds=True, start_new_session=True,
-                                    preexec_fn=_die_with_parent)
+                                    preexec_fn=die_with_parent)
         except (OSError, ValueError) as exc:  # ValueError: a NUL in an argument or the environment
             for fd in (in_r, in_w, out_r, out_w, err_r, err_w):
                 os.close(fd)

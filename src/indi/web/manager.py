@@ -37,11 +37,12 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..childproc import die_with_parent
 from .catalogue import Catalogue, DeviceDriver
 from .config import WebConfig
 from .events import EventHub
 from .indi_client import list_devices
-from .process import die_with_parent, kill_quietly, pid_alive
+from .process import kill_quietly, pid_alive
 from .scripts import ScriptRunner, rule_delay
 from .status import StatusUnavailable, read_status
 

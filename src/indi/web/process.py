@@ -1,22 +1,12 @@
-"""Process helpers: children that die with indi-web, and checks that nothing is left behind."""
+"""Process helpers: checks that nothing is left behind (children end with indi-web: see
+``indi.childproc``)."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 
-__all__ = ["die_with_parent", "pid_alive", "kill_quietly"]
-
-
-def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask the kernel to SIGTERM this child if indi-web dies, even by SIGKILL, so nothing is left
-    behind. Children are started from the event loop's thread, which lives as long as indi-web."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+__all__ = ["pid_alive", "kill_quietly"]
 
 
 def pid_alive(pid: int) -> bool:

@@ -23,7 +23,7 @@ import shutil
 import signal
 from typing import Any
 
-from .process import die_with_parent
+from ..childproc import die_with_parent
 
 __all__ = ["ScriptRunner", "parse_rules", "rule_delay", "script_argv", "RULE_KEYS"]
 
