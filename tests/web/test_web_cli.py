@@ -74,6 +74,13 @@ def test_missing_directories_and_programs(tmp_path, home_env):
     (["--indi-port", "0"], "a profile needs a fixed port"),
     (["--script-timeout", "-1"], "above 0"),
     (["--frobnicate"], "unrecognized arguments"),
+    (["--server-options=-p 7000"], "indi-web sets -p itself"),
+    (["--server-options=--fifo /tmp/f"], "indi-web sets --fifo itself"),
+    (["--server-options=indi_simulator_ccd"], "'indi_simulator_ccd' is not an option: drivers belong in profiles"),
+    (["--server-options=--frobnicate"], "--server-options: unrecognized arguments: --frobnicate"),
+    (["--server-options=--allow 10.0.0.0/33"], "--allow"),
+    (["--server-options=--version"], "--version is not a server option"),
+    (["--server-options=--allow '10.0.0.0/8"], "No closing quotation"),
 ])
 def test_usage_errors(args, needle, tmp_path, home_env):
     assert_one_line_error(run_web([*args, "--conf", str(tmp_path / "conf")], home_env), 2, needle)

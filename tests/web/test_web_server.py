@@ -270,3 +270,28 @@ def test_a_server_killed_from_outside_is_reported(web):
     wait_until(lambda: not pid_alive(status["drivers"][0]["pid"]), what="orphaned driver gone")
     manager.ok("POST", "/api/server/start/Fragile")
     assert [d["label"] for d in manager.ok("GET", "/api/server/drivers")] == ["Focuser Simulator"]
+
+
+def test_server_options_reach_the_server_and_indi_web_still_connects(web):
+    # Only 127.0.0.3 may connect; indi-web adds 127.0.0.1 for its own connections (device lists).
+    manager = web("--server-options=--allow 127.0.0.3 --max-restarts 2")
+    port = profile(manager, "Guarded", ["Weather Simulator"], autoconnect=1)
+    manager.ok("POST", "/api/server/start/Guarded")
+    command = manager.full_status()["command"]
+    assert command[-6:] == ["--allow", "127.0.0.3", "--max-restarts", "2", "--allow", "127.0.0.1"], command
+    wait_for(lambda: manager.ok("GET", "/api/devices") == [{"device": "Weather Simulator", "connected": True}],
+             what="Weather Simulator listed by indi-web")
+
+    def served_from(source: str) -> bool:
+        with socket.socket() as sock:
+            sock.bind((source, 0))
+            sock.settimeout(10)
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(b"<getProperties version='1.7'/>\n")
+            try:
+                return sock.recv(65536) != b""
+            except ConnectionResetError:
+                return False
+
+    assert served_from("127.0.0.3")
+    assert not served_from("127.0.0.2")

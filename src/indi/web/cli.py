@@ -109,6 +109,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--system-drivers", action="store_true",
                    help="do not search this package's bin directory first: drivers come from PATH "
                         "(e.g. Debian's C++ simulators)")
+    p.add_argument("--server-options", metavar="OPTIONS", default="",
+                   help="more options for the INDI server, in one quoted string after '=' (it starts with "
+                        "'-'): --server-options=\"--allow 192.168.1.0/24 --max-restarts 3\" (see indiserver "
+                        "--help); its port, FIFO, log and drivers come from indi-web and the profile; with --allow or "
+                        "--listen, 127.0.0.1 is added, for indi-web's own connections")
     p.add_argument("--no-autostart", action="store_true",
                    help="do not start the profile marked autostart when indi-web starts")
     p.add_argument("--start", metavar="PROFILE",
@@ -141,6 +146,44 @@ def _command(text: str, option: str) -> list[str]:
         raise UserError(f"{option} {text!r}: {exc}", 2) from None
     if not words:
         raise UserError(f"{option}: give a command", 2)
+    return words
+
+
+# indiserver options that indi-web sets itself (argparse destination: the option), and options
+# that would make the server print something and exit.
+_SERVER_OWNED = {"port": "-p", "fifo": "--fifo", "status": "--status", "logfile": "-f", "config": "-c"}
+_SERVER_EXITS = {"-h", "--help", "--version"}
+LOOPBACK = "127.0.0.1"
+
+
+def _server_options(text: str) -> list[str]:
+    """--server-options as indiserver arguments, checked with indiserver's own parser."""
+    from ..server.cli import build_config as build_server_config
+    from ..server.cli import parser as server_parser
+    from ..server.server import UserError as ServerUsage
+
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise UserError(f"--server-options {text!r}: {exc}", 2) from None
+    if exits := _SERVER_EXITS.intersection(words):
+        raise UserError(f"--server-options: {sorted(exits)[0]} is not a server option to run with", 2)
+    p = server_parser()
+    try:
+        given, unset = p.parse_args(words), p.parse_args([])
+        if given.drivers:
+            raise UserError(f"--server-options: {given.drivers[0]!r} is not an option: drivers belong in profiles", 2)
+        for dest, option in _SERVER_OWNED.items():
+            if getattr(given, dest) != getattr(unset, dest):
+                raise UserError(f"--server-options: indi-web sets {option} itself: leave it out", 2)
+        build_server_config([*words, "-r", "127.0.0.1:7624"])  # every value checked as the server will
+    except ServerUsage as exc:
+        raise UserError(f"--server-options: {exc}", exc.status) from None
+    # indi-web is a client of the server it runs (device lists, the page's live view), on 127.0.0.1.
+    if given.allow and LOOPBACK not in given.allow:
+        words += ["--allow", LOOPBACK]
+    if given.listen and LOOPBACK not in given.listen:
+        words += ["--listen", LOOPBACK]
     return words
 
 
@@ -206,6 +249,7 @@ def config_from_args(args: argparse.Namespace) -> WebConfig:
             raise UserError(f"the directory of FIFO {config.fifo} (--fifo) does not exist")
         if os.path.lexists(config.fifo) and not stat.S_ISFIFO(os.stat(config.fifo).st_mode):
             raise UserError(f"{config.fifo} (--fifo) exists and is not a FIFO: remove it or choose another path")
+    config.server_options = _server_options(args.server_options)
     config.logfile = args.logfile
     if args.password:
         from .auth import Auth, AuthError

@@ -53,6 +53,7 @@ class WebConfig:
     poweroff_command: list[str] = field(default_factory=lambda: ["systemctl", "poweroff"])
     script_timeout: float = 30.0            # seconds a profile's pre/post script may run
     memory_mb: int = 1000                   # indiserver -m, as indiwebmanager passes
+    server_options: list[str] = field(default_factory=list)  # more indiserver options (--server-options)
     verbose: bool = False
     autostart: bool = True                  # start the autostart profile when indi-web starts
     start_profile: str | None = None        # start this profile when indi-web starts (--start)

@@ -304,6 +304,7 @@ class ServerManager:
                 "--status", status_path]
         for directory in config.driver_dirs:
             argv += ["-l", directory]
+        argv += config.server_options
         if not autoconnect:
             argv.append("-n")
         log.info("starting INDI server for profile %s: %s", profile, shlex.join(argv))
