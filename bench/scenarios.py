@@ -180,9 +180,9 @@ def _cpu_per_message(fig: Figure) -> Figure:
 
 
 def blob(cfg: Config) -> list[Figure]:
-    """BLOBs as libindi's drivers write them (with ``enclen``, which lets the reference server take
-    the base64 without parsing it) and without ``enclen``, as drivers outside libindi write them
-    (indipydriver, for one), which the reference parses character by character."""
+    """BLOBs as libindi's drivers write them (with ``enclen``, with which the reference server takes
+    the base64 in bulk) and without ``enclen``, as drivers outside libindi write them (indipydriver,
+    for one), which the reference parses character by character."""
     figures = []
     for enclen in (True, False):
         form = "libindi form (enclen)" if enclen else "no enclen"
