@@ -36,4 +36,14 @@ def test_quick_run_measures_every_scenario_for_our_server(tmp_path: Path) -> Non
                 assert reader["count"] == detail["expected_per_client"]
                 if "seq_ok" in reader:
                     assert reader["seq_ok"], reader
+    # BLOBs both as libindi writes them and without enclen; our server forwards either byte for byte.
+    blob_bytes = {}
+    for figure in figures:
+        if figure["scenario"] == "blob" and figure["metric"] == "delivered MB/s":
+            form = "no enclen" if "no enclen" in figure["params"] else "libindi"
+            blob_bytes[form] = {r["bytes"] for d in figure["values"]["ours"]["details"] for r in d["readers"]}
+    assert blob_bytes.keys() == {"libindi", "no enclen"}, blob_bytes
+    (with_enclen,), (without,) = blob_bytes["libindi"], blob_bytes["no enclen"]
+    image = 4 * 1024 * 1024
+    assert with_enclen - without == len(f' enclen="{4 * ((image + 2) // 3)}"')
     assert "ours" in proc.stdout
