@@ -19,7 +19,6 @@ Covered:
 from __future__ import annotations
 
 import base64
-import dataclasses
 import math
 import os
 import select
@@ -33,6 +32,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers.element_strategies import Alphabet, other_elements, same, vectors
 from indi.protocol import (
     BLOBMember,
     BLOBMode,
@@ -76,11 +76,6 @@ def captured(capture: str, tag: str, name: str | None = None, index: int = 0):
     """The index-th element of a recorded driver output with this tag (and name)."""
     frames = [f for f in captured_frames(capture) if f.tag == tag and (name is None or f.name == name)]
     return frames[index]
-
-
-def same(a, b) -> bool:
-    """Equality that treats nan as equal to nan (and still tells -0.0 from 0.0)."""
-    return type(a) is type(b) and repr(dataclasses.astuple(a)) == repr(dataclasses.astuple(b))
 
 
 def libindi_text(value: str) -> str:
@@ -309,63 +304,12 @@ XML_INVALID = "".join(chr(c) for c in range(0x20) if chr(c) not in "\t\n\r") + "
 # XML turns tabs, newlines and carriage returns in attribute values into spaces, and libindi does not
 # decode the character references that would protect them: such attributes cannot round-trip.
 ATTRIBUTE_TEXT = st.text(st.characters(codec="utf-8", exclude_characters=XML_INVALID + "\t\n\r"), max_size=24)
-NAMES = ATTRIBUTE_TEXT
 # Text content: no CR (see test_carriage_returns_in_text_values_are_kept) and nothing that strip() removes
 # at the ends (see test_only_ascii_whitespace_is_stripped_from_text_values, and libindi strips ASCII spaces).
 TEXT_VALUES = st.text(st.characters(codec="utf-8", exclude_characters=XML_INVALID + "\r"), max_size=40).map(str.strip)
-NUMBERS = st.floats()
-TIMESTAMPS = st.datetimes().map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S"))
-
-
-def optional(strategy):
-    return st.none() | strategy
-
-
-def member_strategy(ptype: PropertyType, definition: bool):
-    label = optional(ATTRIBUTE_TEXT) if definition else st.none()
-    if ptype is TYPES.TEXT:
-        return st.builds(TextMember, NAMES, TEXT_VALUES, label)
-    if ptype is TYPES.NUMBER:
-        if definition:
-            return st.builds(NumberMember, NAMES, NUMBERS, label, ATTRIBUTE_TEXT, NUMBERS, NUMBERS, NUMBERS)
-        return st.builds(NumberMember, NAMES, NUMBERS)
-    if ptype is TYPES.SWITCH:
-        return st.builds(SwitchMember, NAMES, st.sampled_from(SwitchState), label)
-    if ptype is TYPES.LIGHT:
-        return st.builds(LightMember, NAMES, st.sampled_from(PropertyState), label)
-    if definition:
-        return st.builds(BLOBMember, NAMES, label=label)
-    return st.builds(BLOBMember, NAMES, st.binary(max_size=300), ATTRIBUTE_TEXT, st.integers(0, 2**40))
-
-
-@st.composite
-def vectors(draw):
-    ptype = draw(st.sampled_from(PropertyType))
-    kind = draw(st.sampled_from(["def", "set"] if ptype is TYPES.LIGHT else ["def", "set", "new"]))
-    members = draw(st.lists(member_strategy(ptype, kind == "def"), max_size=4))
-    device, name, stamp = draw(NAMES), draw(NAMES), draw(optional(TIMESTAMPS))
-    if kind == "new":
-        return NewVector(ptype, device, name, members, stamp)
-    # Lights have no timeout and no permission in the protocol.
-    timeout = None if ptype is TYPES.LIGHT else draw(optional(st.floats(0, 1e6)))
-    message = draw(optional(ATTRIBUTE_TEXT))
-    if kind == "set":
-        return SetVector(ptype, device, name, members, draw(optional(st.sampled_from(PropertyState))), timeout,
-                         stamp, message)
-    perm = Permission.RO if ptype is TYPES.LIGHT else draw(st.sampled_from(Permission))
-    rule = draw(st.sampled_from(SwitchRule)) if ptype is TYPES.SWITCH else None
-    return DefVector(ptype, device, name, members, draw(optional(ATTRIBUTE_TEXT)), draw(optional(ATTRIBUTE_TEXT)),
-                     draw(st.sampled_from(PropertyState)), perm, rule, timeout, stamp, message)
-
-
-OTHER_ELEMENTS = st.one_of(
-    st.builds(GetProperties, optional(st.just("1.7")), optional(NAMES), optional(NAMES)),
-    st.builds(EnableBLOB, st.sampled_from(BLOBMode), optional(NAMES), optional(NAMES)),
-    st.builds(DelProperty, NAMES, optional(NAMES), optional(TIMESTAMPS), optional(ATTRIBUTE_TEXT)),
-    st.builds(Message, optional(ATTRIBUTE_TEXT), optional(NAMES), optional(TIMESTAMPS)),
-    st.builds(PingRequest, ATTRIBUTE_TEXT),
-    st.builds(PingReply, ATTRIBUTE_TEXT),
-)
+PLAIN = Alphabet(names=ATTRIBUTE_TEXT, attributes=ATTRIBUTE_TEXT, text=TEXT_VALUES, numbers=st.floats(),
+                 formats=ATTRIBUTE_TEXT, blob_sizes=st.integers(0, 2**40), max_blob=300, max_members=4)
+OTHER_ELEMENTS = other_elements(PLAIN)
 
 
 def check_round_trip(element) -> None:
@@ -380,7 +324,7 @@ def check_round_trip(element) -> None:
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(vectors())
+@given(vectors(PLAIN))
 def test_vectors_round_trip(element):
     check_round_trip(element)
 

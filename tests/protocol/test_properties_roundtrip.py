@@ -29,36 +29,20 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+from helpers.element_strategies import Alphabet, optional, other_elements, same, vectors
 from indi.protocol import (
     BlobData,
     BlobEnd,
-    BLOBMember,
-    BLOBMode,
     BlobStart,
     BlobStream,
     BlobVectorEnd,
     BlobVectorStart,
-    DefVector,
-    DelProperty,
-    EnableBLOB,
     Frame,
     Framer,
-    GetProperties,
-    LightMember,
-    Message,
     NewVector,
     NumberFormatError,
-    NumberMember,
-    Permission,
-    PingReply,
-    PingRequest,
-    PropertyState,
     PropertyType,
     SetVector,
-    SwitchMember,
-    SwitchRule,
-    SwitchState,
-    TextMember,
     format_number,
     format_value,
     parse,
@@ -91,66 +75,13 @@ ATTR = special_text()
 TEXT = special_text(st.characters(codec="utf-8", exclude_characters=XML_INVALID + "\r"), 16).map(
     lambda s: s.strip(" \t\n\r\v\f"))
 NUMBERS = st.floats() | st.sampled_from([0.0, -0.0, 1e-300, -1e300, 5e-324, 12.5, -90.0, 359.99999])
-TIMESTAMPS = st.datetimes().map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S"))
 FORMATS = st.sampled_from(["%g", "%.3f", "%010.6m", "%9.6m", "%6.3m", "%8.5m", "%10.8m", "%12.9m", "%5.0f"]) | ATTR
+SPECIAL_TEXT = Alphabet(names=ATTR, attributes=ATTR, text=TEXT, numbers=NUMBERS, formats=FORMATS,
+                        blob_sizes=optional(st.integers(0, 2**40)), max_blob=200, max_members=3)
+ELEMENTS = vectors(SPECIAL_TEXT) | other_elements(SPECIAL_TEXT)
 
-
-def optional(strategy):
-    return st.none() | strategy
-
-
-def members(ptype: PropertyType, definition: bool):
-    label = optional(ATTR) if definition else st.none()
-    if ptype is T.TEXT:
-        return st.builds(TextMember, ATTR, TEXT, label)
-    if ptype is T.NUMBER:
-        if definition:
-            return st.builds(NumberMember, ATTR, NUMBERS, label, FORMATS, NUMBERS, NUMBERS, NUMBERS)
-        return st.builds(NumberMember, ATTR, NUMBERS)
-    if ptype is T.SWITCH:
-        return st.builds(SwitchMember, ATTR, st.sampled_from(SwitchState), label)
-    if ptype is T.LIGHT:
-        return st.builds(LightMember, ATTR, st.sampled_from(PropertyState), label)
-    if definition:
-        return st.builds(BLOBMember, ATTR, label=label)
-    return st.builds(BLOBMember, ATTR, st.binary(max_size=200), ATTR, optional(st.integers(0, 2**40)))
-
-
-@st.composite
-def vectors(draw, kinds=("def", "set", "new")):
-    ptype = draw(st.sampled_from(PropertyType))
-    kind = draw(st.sampled_from([k for k in kinds if not (ptype is T.LIGHT and k == "new")] or ["set"]))
-    items = draw(st.lists(members(ptype, kind == "def"), max_size=3))
-    device, name, stamp = draw(ATTR), draw(ATTR), draw(optional(TIMESTAMPS))
-    if kind == "new":
-        return NewVector(ptype, device, name, items, stamp)
-    timeout = None if ptype is T.LIGHT else draw(optional(st.floats(0, 1e6)))
-    message = draw(optional(ATTR))
-    if kind == "set":
-        return SetVector(ptype, device, name, items, draw(optional(st.sampled_from(PropertyState))), timeout,
-                         stamp, message)
-    perm = Permission.RO if ptype is T.LIGHT else draw(st.sampled_from(Permission))
-    rule = draw(st.sampled_from(SwitchRule)) if ptype is T.SWITCH else None
-    return DefVector(ptype, device, name, items, draw(optional(ATTR)), draw(optional(ATTR)),
-                     draw(st.sampled_from(PropertyState)), perm, rule, timeout, stamp, message)
-
-
-OTHERS = st.one_of(
-    st.builds(GetProperties, optional(st.just("1.7")), optional(ATTR), optional(ATTR)),
-    st.builds(EnableBLOB, st.sampled_from(BLOBMode), optional(ATTR), optional(ATTR)),
-    st.builds(DelProperty, ATTR, optional(ATTR), optional(TIMESTAMPS), optional(ATTR)),
-    st.builds(Message, optional(ATTR), optional(ATTR), optional(TIMESTAMPS)),
-    st.builds(PingRequest, ATTR),
-    st.builds(PingReply, ATTR),
-)
-ELEMENTS = vectors() | OTHERS
 # What real streams carry between elements, and the framer skips.
 BETWEEN = st.sampled_from([b"", b"\n", b"\r\n", b"  \t", b"<?xml version='1.0'?>\n", b"<!-- a <comment/> -->"])
-
-
-def same(a, b) -> bool:
-    """Equality that treats nan as equal to nan (and still tells -0.0 from 0.0)."""
-    return type(a) is type(b) and repr(dataclasses.astuple(a)) == repr(dataclasses.astuple(b))
 
 
 def as_sent(element):
@@ -193,7 +124,7 @@ def is_streamed_blob(element) -> bool:
 
 
 @PROPS
-@given(streams(vectors(kinds=("set",)) | ELEMENTS))
+@given(streams(vectors(SPECIAL_TEXT, kinds=("set",)) | ELEMENTS))
 def test_element_streams_through_blobstream(case):
     items, _, chunks = case
     bs = BlobStream()
