@@ -48,8 +48,12 @@ def frame_key(frame: Frame) -> tuple:
     return (frame.raw, frame.tag, tuple(sorted(frame.attrs.items())), frame.body_start)
 
 
-def run_framer(chunks: list[bytes], max_element: int) -> tuple[list[tuple], bool]:
-    framer = Framer(max_element)
+def run_framer(chunks: list[bytes], max_element: int | None = None) -> tuple[list[tuple], bool, int]:
+    """Feed the chunks to one Framer: (frames, failed, junk_skipped). Checks its invariants on the way:
+    it holds at most max_element bytes after a feed that did not fail, stays failed (even for no
+    input) until reset(), and frames again after it. tests/protocol/test_fuzz_framer.py uses it too."""
+    framer = Framer() if max_element is None else Framer(max_element)
+    limit = (1 << 62) if max_element is None else max_element
     frames: list[Frame] = []
     failed = False
     for chunk in chunks:
@@ -65,9 +69,19 @@ def run_framer(chunks: list[bytes], max_element: int) -> tuple[list[tuple], bool
             frames += exc.frames
             failed = True
             continue
-        if framer.buffered > max_element + 4:
+        if framer.buffered > limit + 4:
             raise AssertionError(f"framer holds {framer.buffered} bytes, max_element is {max_element}")
-    return [frame_key(f) for f in frames], failed
+    if failed:
+        try:
+            framer.feed(b"")
+        except FramingError:
+            pass
+        else:
+            raise AssertionError("a failed framer accepted more input before reset()")
+        framer.reset()
+        if limit >= 32 and framer.feed(b"<getProperties version='1.7'/>\n")[0].tag != "getProperties":
+            raise AssertionError("the framer does not frame after reset()")
+    return [frame_key(f) for f in frames], failed, framer.junk_skipped
 
 
 def run_blobstream(chunks: list[bytes]) -> tuple[list[tuple], bool]:

@@ -6,6 +6,7 @@ for a fixed time.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -26,6 +27,14 @@ REFERENCE_SERVER = "/usr/bin/indiserver"
 OUR_BIN = os.path.dirname(sys.executable)
 OUR_SERVER = shutil.which("indiserver", path=OUR_BIN) or "indiserver"
 TIMEOUT = 10.0
+
+
+def load_fuzz_target(name: str):
+    """fuzz/<name>.py as a module (its checks run without atheris, which it imports only to fuzz)."""
+    spec = importlib.util.spec_from_file_location(name, HERE.parents[1] / "fuzz" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def our_simulator(kind: str) -> str:

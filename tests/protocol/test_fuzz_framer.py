@@ -29,6 +29,7 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import load_fuzz_target
 from indi.protocol import (
     BlobData,
     BlobEnd,
@@ -74,41 +75,9 @@ def chunked(draw, data_strategy=ANY_BYTES):
     return data, [data[a:b] for a, b in zip(edges, edges[1:], strict=False)]
 
 
-def frame_key(frame: Frame) -> tuple:
-    return (frame.raw, frame.tag, frame.attrs, frame.body_start)
-
-
-def run_framer(chunks: list[bytes], max_element: int | None = None) -> tuple[list[tuple], bool, int]:
-    """Feed the chunks; returns (frames, failed, junk_skipped), checking the invariants on the way."""
-    framer = Framer() if max_element is None else Framer(max_element)
-    frames: list[Frame] = []
-    failed = False
-    for chunk in chunks:
-        if failed:
-            try:
-                framer.feed(chunk)
-            except FramingError:
-                continue
-            raise AssertionError("a failed framer accepted more input")
-        try:
-            frames += framer.feed(chunk)
-        except FramingError as exc:
-            frames += exc.frames
-            failed = True
-            continue
-        limit = max_element if max_element is not None else 1 << 62
-        assert framer.buffered <= limit + 4, (framer.buffered, limit)
-    if failed:  # still failed, even for nothing at all, until reset()
-        try:
-            framer.feed(b"")
-        except FramingError:
-            pass
-        else:
-            raise AssertionError("a failed framer accepted more input")
-        framer.reset()
-        if max_element is None or max_element >= 32:
-            assert framer.feed(b"<getProperties version='1.7'/>\n")[0].tag == "getProperties"
-    return [frame_key(f) for f in frames], failed, framer.junk_skipped
+# The framer's driver and its invariants are the fuzz target's own, so that both check the same things.
+FUZZ_TARGET = load_fuzz_target("fuzz_framer")
+frame_key, run_framer = FUZZ_TARGET.frame_key, FUZZ_TARGET.run_framer
 
 
 def check_frames_are_pieces_of(data: bytes, frames: list[tuple]) -> None:

@@ -8,11 +8,11 @@ Runs without atheris (the target imports it only to fuzz). Plus the bugs found, 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
+from helpers import load_fuzz_target
 from indi.protocol import ProtocolError, parse
 
 FUZZ = Path(__file__).resolve().parents[2] / "fuzz"
@@ -20,16 +20,9 @@ INPUTS = sorted(p for d in ("regressions", "seeds") if (FUZZ / d).is_dir() for p
                 if p.is_file() and not p.name.startswith("."))
 
 
-def load_target():
-    spec = importlib.util.spec_from_file_location("fuzz_framer", FUZZ / "fuzz_framer.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def target():
-    return load_target()
+    return load_fuzz_target("fuzz_framer")
 
 
 @pytest.mark.parametrize("path", INPUTS, ids=[f"{p.parent.name}/{p.name}" for p in INPUTS])
