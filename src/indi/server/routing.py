@@ -361,7 +361,7 @@ class Router:
         self._to_owners(frame, device, tag, client.label)
         if tag.startswith("set"):
             # A chained server forwards its drivers' traffic to ours as a client: snoopers want it.
-            self._to_snoopers(None, frame, device, name, is_blob)
+            self._to_snoopers(None, frame, self.recipients(device, name, is_blob)[1])
         elif tag.startswith("new"):
             self._to_clients(frame, device, name, is_blob, client)
 
@@ -440,7 +440,7 @@ class Router:
                 if not client.closed:
                     client.deliver(frame, stream)
         if snoopers:
-            self._to_snoopers(driver, frame, device, name, is_blob)
+            self._to_snoopers(driver, frame, snoopers)
 
     def _to_clients(self, frame: Frame, device: str, name: str, is_blob: bool,
                     exclude: ClientPeer | None, stream: bool = False) -> None:
@@ -451,10 +451,10 @@ class Router:
             if client is not exclude and not client.closed:
                 client.deliver(frame, stream)
 
-    def _to_snoopers(self, origin: DriverPeer | None, frame: Frame, device: str, name: str,
-                     is_blob: bool) -> None:
+    def _to_snoopers(self, origin: DriverPeer | None, frame: Frame, snoopers: list[DriverPeer]) -> None:
+        """Pass the message to the snooping drivers (from recipients()), except back to its origin server."""
         origin_remote = origin.remote_uid if origin is not None else None
-        for driver in self.recipients(device, name, is_blob)[1]:
+        for driver in snoopers:
             if driver.closed:
                 continue
             if origin_remote is not None and driver.remote_uid == origin_remote:
