@@ -221,6 +221,14 @@ def test_sexagesimal_format_without_width_is_refused(fmt):
         format_number(fmt, 20.1505)
 
 
+@pytest.mark.parametrize("fmt", ["%5\u0661d", "%\u0661\u0660f", "%.\u07c0f", "%\u0661\u0660.\u0666m"])
+def test_digits_other_than_ascii_make_no_number_format(fmt):
+    """Found by fuzz_numbers: Python's \\d matched Arabic-Indic and N'Ko digits, and "%" formatting then
+    raised ValueError; printf (and sscanf, for %m) read ASCII digits only."""
+    with pytest.raises(NumberFormatError, match="not a number format"):
+        format_number(fmt, 1.5)
+
+
 @pytest.mark.parametrize("fmt", ["", "%", "value", "%s", "%c", "%d %d", "%5.2q"])
 def test_not_a_number_format(fmt):
     with pytest.raises(NumberFormatError):

@@ -17,7 +17,7 @@ class NumberFormatError(ValueError):
 
 
 # libindi reads a sexagesimal format with sscanf("%%%d.%d%c"): a width and a precision are required.
-_SEXA_FORMAT = re.compile(r"%([-+]?\d+)\.([-+]?\d+)m\Z")
+_SEXA_FORMAT = re.compile(r"%([-+]?\d+)\.([-+]?\d+)m\Z", re.ASCII)
 
 # The precision part of a %m format selects the layout (libindi's numberFormat):
 # 9 -> :mm:ss.ss, 8 -> :mm:ss.s, 6 -> :mm:ss, 5 -> :mm.m, anything else -> :mm
@@ -25,11 +25,11 @@ _FRACBASE = {9: 360000, 8: 36000, 6: 3600, 5: 600}
 
 # One printf conversion with optional flags, width, precision and length modifiers.
 _PRINTF = re.compile(r"(?P<pre>[^%]*(?:%%[^%]*)*)%(?P<spec>[-+ #0]*\d*(?:\.\d*)?)(?:hh|h|ll|l|L|q|j|z|t)?"
-                     r"(?P<conv>[diouxXeEfFgGaAcs])(?P<post>(?:[^%]|%%)*)\Z", re.DOTALL)
+                     r"(?P<conv>[diouxXeEfFgGaAcs])(?P<post>(?:[^%]|%%)*)\Z", re.DOTALL | re.ASCII)
 # libindi formats into a 64-byte buffer; a larger width or precision (from a peer's format attribute)
 # would only make us build a huge string ("%2147483648.3f" is 2 GB), so it is refused.
 _MAX_WIDTH = 1024
-_DIGITS = re.compile(r"\d+")
+_DIGITS = re.compile(r"\d+", re.ASCII)
 
 
 def format_sexagesimal(value: float, width: int, fracbase: int) -> str:
