@@ -341,6 +341,12 @@ def test_blobs_in_memory_inflated_and_kept_in_the_model(tmp_path):
                 await link.send(f'<setBLOBVector device="{DEV}" name="IMAGE"><oneBLOB name="DATA" size="2" '
                                 f'format=".raw">aGk=</oneBLOB></setBLOBVector>\n')
                 assert (await second.wait(10)).data == b"hi" and first.done
+                # A size that is not in ASCII digits (int() refuses "\u00b2") is no size: the data's length.
+                third = client.receive_blob(DEV, "IMAGE")
+                await link.send(f'<setBLOBVector device="{DEV}" name="IMAGE"><oneBLOB name="DATA" size="\u00b2" '
+                                f'format=".raw">aGVsbG8=</oneBLOB></setBLOBVector>\n')
+                assert (await third.wait(10)).data == b"hello"
+                assert client[DEV]["IMAGE"]["DATA"].size == 5
                 with pytest.raises(IndiTimeout, match=f"no BLOB {DEV}.IMAGE"):
                     await client.receive_blob(DEV, "IMAGE").wait(0.2)
                 # BLOB settings: device-wide, per property, in the order last given.

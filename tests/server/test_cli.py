@@ -18,6 +18,7 @@ import pytest
 
 from helpers import OUR_SERVER, Peer, RelayListener, ServerProcess, free_port, wait_until
 from indi.protocol import SwitchState, parse
+from indi.server.cli import build_config
 
 TIMEOUT = 30.0
 STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}: ")
@@ -145,6 +146,14 @@ def test_no_drivers_exits_2():
 def test_bad_option_values_exit_2(sink, args, needle):
     line = assert_one_line_error(run_server([*args, sink]), 2, needle)
     assert "-m" in line or "-p" in line or "port" in line, line
+
+
+def test_dash_r_counts_restarts_only_in_ascii_digits():
+    """-r N is the reference's restart count (KStars passes "-r 0"); "-r \u00b2" used to raise
+    ValueError (str.isdigit() is true for it, int() refuses it): it is a host name, like any other."""
+    config, _ = build_config(["-r", "3", "-r", "\u00b2", "cam@example.org:7624"])
+    assert config.max_restarts == 3
+    assert config.remotes == ["@\u00b2", "cam@example.org:7624"]
 
 
 # ------------------------------------------------------------------------------- config file

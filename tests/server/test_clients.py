@@ -93,6 +93,8 @@ BAD_INPUTS = [
                  "</newTextVector>\n", "malformed XML", id="bare-ampersand"),
     pytest.param("<newBLOBVector device='cam' name='img'><oneBLOB name='content' size='big' format='.fits'>QUJD"
                  "</oneBLOB></newBLOBVector>\n", "numeric size", id="blob-size-not-a-number"),
+    pytest.param("<newBLOBVector device='cam' name='img'><oneBLOB name='content' size='\u00b2\u0661' format='.fits'>"
+                 "QUJD</oneBLOB></newBLOBVector>\n", "numeric size", id="blob-size-in-other-digits"),
 ]
 
 

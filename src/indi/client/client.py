@@ -584,7 +584,7 @@ class Client:
         if isinstance(member, BLOB):
             size_attr = receiving.attrs.get("size", "").strip()
             member.format = fmt
-            member.size = int(size_attr) if size_attr.isdigit() else event.length
+            member.size = int(size_attr) if size_attr.isascii() and size_attr.isdigit() else event.length
             member.value = data if self.keep_blobs else None
             member.path = str(path) if path is not None else None
             self._vector_blobs.append(event.name)

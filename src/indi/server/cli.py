@@ -181,7 +181,7 @@ def build_config(argv: list[str]) -> tuple[ServerConfig, Log]:
             raise UserError(f"driver directory {directory} (-l) does not exist: give an existing directory")
 
     for remote in args.remotes:
-        if remote.isdigit():
+        if remote.isascii() and remote.isdigit():
             # The reference's -r N (maximum restarts), as KStars passes it: "-r 0".
             config.max_restarts = int(remote)
             continue

@@ -241,7 +241,8 @@ def check_blobs(frame: Frame, over_pipe: bool) -> bool:
     stream = False
     for attrs in frame.child_start_tags(b"oneBLOB"):
         size = attrs.get("size", "").strip()
-        if not size.lstrip("-").isdigit():
+        digits = size.lstrip("-")
+        if not (digits.isascii() and digits.isdigit()):
             raise Misbehaving(f"oneBLOB {attrs.get('name', '')!r} has no numeric size ({size!r})")
         if over_pipe and attrs.get("attached", "").lower() == "true":
             raise Misbehaving(f"oneBLOB {attrs.get('name', '')!r} claims an attached buffer, "
